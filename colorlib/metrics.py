@@ -1,0 +1,523 @@
+"""Image-quality metrics for colorization: PSNR, SSIM, colourfulness, delta-CF and FID.
+
+Design:
+
+* every per-image metric is a torch function on ``(B, 3, H, W)`` RGB in [0, 1] that returns one
+  value per image, ``(B,)``; the reference in the tests is scikit-image (PSNR, SSIM) or a plain
+  numpy transcription of the formula (colourfulness);
+* :class:`MetricAccumulator` averages those per-image values over validation batches, and
+  :func:`evaluate_folders` runs everything over two folders of images matched by name;
+* FID needs an ImageNet Inception-v3. :func:`load_inception` asks
+  :func:`colorlib.models.pretrained.load_torchvision_state_dict` for torchvision's weights and
+  returns ``None`` (after one printed line) when they cannot be had; :func:`fid` then returns
+  ``None`` rather than a number from a random network.
+
+Choices, and how they relate to the literature:
+
+* **SSIM** is Wang et al.'s Gaussian SSIM (11x11 window, sigma 1.5, K1 0.01, K2 0.03, population
+  covariance), averaged over R, G, B. scikit-image filters with reflected borders and then crops
+  ``(11 - 1) // 2 = 5`` pixels on every side before averaging; the cropped pixels are exactly
+  those whose window touches the border, so a *valid* convolution gives the same number.
+* **Colourfulness** (Hasler & Suesstrunk 2003, their M3) on the 0-255 scale: ``rg = R - G``,
+  ``yb = (R + G) / 2 - B``, ``CF = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2)``
+  with population standard deviations. The paper uses the *signed* opponent channels
+  (``variant="hasler"``). DDColor's ``calculate_cf`` (copied from a 2017 pyimagesearch post)
+  takes ``abs(rg)`` and ``abs(yb)`` first; its published CF numbers (e.g. 38.26) use that, so
+  ``variant="ddcolor"`` is the default here. Both give 0 for any gray image and agree on uniform
+  colours (saturated red: ``0.3 * sqrt(255^2 + 127.5^2) = 85.53``); they differ on images whose
+  opponent channels change sign (half red, half green: 85.53 for "ddcolor", 293.25 for "hasler").
+  DDColor evaluates 8-bit images; on float images the difference is a few hundredths.
+* **Delta-CF** is ``|mean CF(predictions) - mean CF(ground truth)|`` over the whole set, not the
+  mean of per-image differences: DDColor's Table 1 gives, on ImageNet val5k, CF 37.66 / delta
+  0.55 (tiny) and 38.26 / 0.05 (large), both implying a ground-truth CF of 38.21.
+* **FID** uses torchvision's ``Inception_V3_Weights.IMAGENET1K_V1`` pool3 features (2048-d, after
+  a bilinear resize to 299x299). The literature's FID uses the TF-ported "pt_inception" weights
+  of pytorch-fid; torchvision's weights are a different port, so values are close to but not the
+  same as published ones. (DDColor's own ``custom_fid.py`` also loads a torchvision Inception
+  file, and rescales its [0, 1] inputs as if they were in [-1, 1], so its FIDs are not strictly
+  comparable either.) FID is biased upwards for small sets: compare only at equal image counts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "psnr",
+    "ssim",
+    "colorfulness",
+    "delta_colorfulness",
+    "InceptionFeatures",
+    "load_inception",
+    "frechet_distance",
+    "fid_from_features",
+    "fid",
+    "summarize",
+    "MetricAccumulator",
+    "evaluate_folders",
+]
+
+INCEPTION_WEIGHTS = "Inception_V3_Weights.IMAGENET1K_V1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+_SSIM_RADIUS, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2 = 5, 1.5, 0.01, 0.03
+
+
+def _say(message: str) -> None:
+    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
+
+
+def _check_images(x: Tensor, name: str, channels: int | None = 3) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating point tensor in [0, 1], got dtype {x.dtype}")
+    if x.dim() != 4 or (channels is not None and x.shape[1] != channels):
+        want = "(B, C, H, W)" if channels is None else f"(B, {channels}, H, W)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+
+
+def _check_pair(pred: Tensor, target: Tensor) -> None:
+    _check_images(pred, "pred", channels=None)
+    _check_images(target, "target", channels=None)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio of each image, in dB (as ``skimage.metrics``).
+
+    Args:
+        pred, target: ``(B, C, H, W)`` images, values in ``[0, data_range]``.
+        data_range: the largest possible value (1 for [0, 1] images).
+
+    Returns:
+        ``(B,)``: ``10 log10(data_range^2 / MSE)``; ``inf`` for identical images.
+
+    Example:
+        >>> psnr(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1))
+        tensor([20.0000])
+    """
+    _check_pair(pred, target)
+    mse = (_at_least_float32(pred) - target).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Gaussian-window SSIM of each image, averaged over channels (differentiable).
+
+    Matches ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, channel_axis=..., data_range=data_range)``.
+
+    Args:
+        pred, target: ``(B, C, H, W)`` images with ``H, W >= 11``, values in ``[0, data_range]``.
+        data_range: the largest possible value (1 for [0, 1] images).
+
+    Returns:
+        ``(B,)`` mean SSIM, 1 for identical images.
+    """
+    _check_pair(pred, target)
+    size = 2 * _SSIM_RADIUS + 1
+    if min(pred.shape[-2:]) < size:
+        raise ValueError(f"ssim needs images of at least {size}x{size}, got {tuple(pred.shape)}")
+    x, y = _at_least_float32(pred), target.to(_at_least_float32(pred).dtype)
+    channels = 5 * x.shape[1]
+    offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-0.5 * (offsets / _SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    stack = torch.cat((x, y, x * x, y * y, x * y), dim=1)  # (B, 5C, H, W)
+    # separable 'valid' Gaussian blur: the pixels skimage crops are exactly the border ones
+    stack = F.conv2d(stack, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    stack = F.conv2d(stack, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    mu_x, mu_y, xx, yy, xy = stack.chunk(5, dim=1)
+    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    c1, c2 = (_SSIM_K1 * data_range) ** 2, (_SSIM_K2 * data_range) ** 2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (num / den).flatten(1).mean(1)
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    # sqrt with a zero (not infinite) gradient at 0, so a gray image does not poison a loss
+    positive = x > 0
+    return torch.where(positive, x.clamp(min=1e-30).sqrt(), torch.zeros_like(x))
+
+
+def colorfulness(rgb: Tensor, variant: str = "ddcolor") -> Tensor:
+    """Hasler & Suesstrunk colourfulness (M3) of each image, on the 0-255 scale (differentiable).
+
+    Args:
+        rgb: ``(B, 3, H, W)`` in [0, 1].
+        variant: ``"ddcolor"`` (absolute opponent channels, as DDColor's evaluation code and its
+            published numbers) or ``"hasler"`` (signed channels, as the paper). See the module
+            docstring.
+
+    Returns:
+        ``(B,)``: 0 for gray images; about 15 "slightly", 33 "moderately", 59 "quite", 109
+        "extremely" colourful (the paper's scale).
+
+    Example:
+        >>> red = torch.zeros(1, 3, 8, 8); red[:, 0] = 1
+        >>> colorfulness(red)  # 0.3 * sqrt(255^2 + 127.5^2)
+        tensor([85.5304])
+    """
+    _check_images(rgb, "rgb")
+    if variant not in ("ddcolor", "hasler"):
+        raise ValueError(f"variant must be 'ddcolor' or 'hasler', got {variant!r}")
+    r, g, b = (_at_least_float32(rgb) * 255.0).flatten(2).unbind(1)  # each (B, H*W)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    if variant == "ddcolor":
+        rg, yb = rg.abs(), yb.abs()
+    spread = _safe_sqrt(rg.var(1, correction=0) + yb.var(1, correction=0))
+    level = _safe_sqrt(rg.mean(1) ** 2 + yb.mean(1) ** 2)
+    return spread + 0.3 * level
+
+
+def delta_colorfulness(pred: Tensor, target: Tensor, variant: str = "ddcolor") -> Tensor:
+    """``|mean CF(pred) - mean CF(target)|`` over the set, as DDColor reports delta-CF.
+
+    Args:
+        pred, target: ``(B, 3, H, W)`` in [0, 1] (the same number of images each).
+        variant: see :func:`colorfulness`.
+
+    Returns:
+        A 0-dim tensor. For a set split into batches use :class:`MetricAccumulator`, which keeps
+        the two means and takes the difference at the end.
+    """
+    _check_pair(pred, target)
+    return (colorfulness(pred, variant).mean() - colorfulness(target, variant).mean()).abs()
+
+
+# --- FID -------------------------------------------------------------------------------------
+
+
+class InceptionFeatures(nn.Module):
+    """torchvision Inception-v3 up to the 2048-d pool3 features, always in eval mode.
+
+    Args:
+        state_dict: a torchvision ``inception_v3`` state dict (with the ``AuxLogits`` entries).
+
+    Shape:
+        ``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 2048)``; inputs are resized to 299x299.
+    """
+
+    def __init__(self, state_dict: Mapping[str, Tensor]) -> None:
+        super().__init__()
+        from torchvision.models import inception_v3
+
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        net.load_state_dict(state_dict)
+        # the classifier heads are not needed: pool3 is what comes out once fc is the identity
+        net.AuxLogits, net.aux_logits, net.fc = None, False, nn.Identity()
+        self.net = net.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> InceptionFeatures:
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, rgb: Tensor) -> Tensor:
+        _check_images(rgb, "rgb")
+        if rgb.shape[-2:] != (299, 299):
+            rgb = F.interpolate(rgb, size=(299, 299), mode="bilinear", align_corners=False)
+        # ImageNet normalisation followed by torchvision's transform_input is exactly 2x - 1
+        return self.net(rgb * 2.0 - 1.0)
+
+
+def load_inception(device: torch.device | str | None = None) -> InceptionFeatures | None:
+    """The FID feature extractor, or ``None`` (with one printed line) without ImageNet weights."""
+    from colorlib.models.pretrained import load_torchvision_state_dict
+
+    weights = load_torchvision_state_dict(INCEPTION_WEIGHTS)
+    if weights.state_dict is None:
+        _say(
+            "FID is not computed: it needs torchvision's ImageNet Inception-v3 weights, which are "
+            "not in the torch hub cache and cannot be downloaded here (FID is reported as None)"
+        )
+        return None
+    return InceptionFeatures(weights.state_dict).to(device)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between two Gaussians, ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2)``.
+
+    ``tr (S1 S2)^1/2`` is computed exactly and stably as the sum of the square roots of the
+    eigenvalues of ``S1^1/2 S2 S1^1/2`` (symmetric, same spectrum as ``S1 S2``), in float64.
+
+    Args:
+        mu1, mu2: ``(D,)`` means (numpy arrays or tensors).
+        sigma1, sigma2: ``(D, D)`` symmetric positive semi-definite covariances.
+    """
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
+    s1, s2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
+    dim = mu1.shape[0]
+    if mu2.shape != (dim,) or s1.shape != (dim, dim) or s2.shape != (dim, dim):
+        raise ValueError(
+            f"shapes do not fit: mu1 {mu1.shape}, mu2 {mu2.shape}, sigma1 {s1.shape}, "
+            f"sigma2 {s2.shape} (expected (D,) and (D, D))"
+        )
+    values, vectors = np.linalg.eigh((s1 + s1.T) / 2)
+    root1 = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    middle = root1 @ s2 @ root1
+    tr_covmean = np.sqrt(np.linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def fid_from_features(pred_features, real_features) -> float:
+    """FID between two sets of feature vectors ``(N1, D)`` and ``(N2, D)``, ``N1, N2 >= 2``.
+
+    With fewer images than dimensions (always so on a small evaluation), ``tr (S1 S2)^1/2`` is the
+    nuclear norm of ``A B^T`` for centred, scaled features ``A``, ``B`` (``S1 = A^T A``,
+    ``S2 = B^T B``): exact, and an ``(N1, N2)`` problem instead of a ``(D, D)`` one.
+    """
+    a, b = (np.asarray(f, dtype=np.float64) for f in (pred_features, real_features))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(
+            f"features must be (N, D) with equal D and N >= 2, got {a.shape} and {b.shape}"
+        )
+    if max(len(a), len(b)) >= a.shape[1]:
+        stats = [(f.mean(0), np.cov(f, rowvar=False)) for f in (a, b)]
+        return frechet_distance(*stats[0], *stats[1])
+    a_c = (a - a.mean(0)) / np.sqrt(len(a) - 1)
+    b_c = (b - b.mean(0)) / np.sqrt(len(b) - 1)
+    tr_covmean = np.linalg.svd(a_c @ b_c.T, compute_uv=False).sum()
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + (a_c**2).sum() + (b_c**2).sum() - 2.0 * tr_covmean)
+
+
+def _features(images: Tensor | Sequence[Tensor], extractor: nn.Module, batch_size: int):
+    if isinstance(images, Tensor):
+        _check_images(images, "images")
+        images = images.split(batch_size)
+    device = next(extractor.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for x in images:
+            out.append(extractor((x.unsqueeze(0) if x.dim() == 3 else x).to(device)).cpu())
+    if not out:
+        raise ValueError("no images were given to compute FID features of")
+    return torch.cat(out).double().numpy()
+
+
+def fid(
+    pred_images: Tensor | Sequence[Tensor],
+    real_images: Tensor | Sequence[Tensor],
+    *,
+    extractor: nn.Module | None = None,
+    batch_size: int = 32,
+) -> float | None:
+    """Fréchet Inception distance between predictions and real photos, or ``None``.
+
+    Args:
+        pred_images, real_images: ``(N, 3, H, W)`` tensors in [0, 1] or sequences of ``(3, H, W)``
+            / ``(B, 3, H, W)`` tensors (sizes may differ); at least 2 images each.
+        extractor: a loaded :class:`InceptionFeatures` (reuse it across calls); by default
+            :func:`load_inception` on the device of the first tensor.
+        batch_size: images per Inception forward pass when a tensor is given.
+
+    Returns:
+        The FID (lower is better), or ``None`` when no Inception weights can be had.
+
+    Example:
+        >>> fid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # offline: None
+    """
+    if extractor is None:
+        first = pred_images if isinstance(pred_images, Tensor) else pred_images[0]
+        extractor = load_inception(first.device)
+        if extractor is None:
+            return None
+    return fid_from_features(
+        _features(pred_images, extractor, batch_size), _features(real_images, extractor, batch_size)
+    )
+
+
+# --- averaging over batches and folders ------------------------------------------------------
+
+
+def summarize(metric_batches: Iterable[Mapping[str, Tensor]]) -> dict[str, float]:
+    """Average per-image metric values over batches (every image counts once).
+
+    Args:
+        metric_batches: dicts of per-image values, each ``(B,)``, with the same keys.
+
+    Returns:
+        ``{key: mean over all images}`` plus ``"count"``, the number of images.
+
+    Example:
+        >>> summarize([{"psnr": torch.tensor([20.0, 30.0])}, {"psnr": torch.tensor([40.0])}])
+        {'psnr': 30.0, 'count': 3}
+    """
+    values: dict[str, list[Tensor]] = {}
+    for batch in metric_batches:
+        for key, value in batch.items():
+            values.setdefault(key, []).append(torch.as_tensor(value).detach().double().flatten())
+    counts = {key: sum(len(v) for v in parts) for key, parts in values.items()}
+    if not counts or 0 in counts.values():
+        raise ValueError(f"summarize needs per-image values, got image counts {counts}")
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every metric must cover the same images, got image counts {counts}")
+    summary: dict[str, float] = {
+        k: float(torch.cat([v.cpu() for v in p]).mean()) for k, p in values.items()
+    }
+    summary["count"] = next(iter(counts.values()))
+    return summary
+
+
+class MetricAccumulator:
+    """PSNR, SSIM and colourfulness per image over validation batches; delta-CF at the end.
+
+    Args:
+        variant: colourfulness variant, see :func:`colorfulness`.
+
+    Example:
+        >>> metrics = MetricAccumulator()
+        >>> for fake_rgb, real_rgb in batches:
+        ...     metrics.update(fake_rgb, real_rgb)
+        >>> metrics.compute()  # psnr, ssim, colorfulness(_gt), delta_colorfulness, count
+    """
+
+    def __init__(self, variant: str = "ddcolor") -> None:
+        self.variant = variant
+        self._batches: list[dict[str, Tensor]] = []
+
+    def update(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Add a batch of ``(B, 3, H, W)`` RGB in [0, 1]; returns its per-image values ``(B,)``."""
+        with torch.no_grad():
+            values = {
+                "psnr": psnr(pred, target),
+                "ssim": ssim(pred, target),
+                "colorfulness": colorfulness(pred, self.variant),
+                "colorfulness_gt": colorfulness(target, self.variant),
+            }
+        values = {key: value.detach().cpu() for key, value in values.items()}
+        self._batches.append(values)
+        return values
+
+    def __len__(self) -> int:
+        return sum(len(batch["psnr"]) for batch in self._batches)
+
+    def reset(self) -> None:
+        self._batches.clear()
+
+    def compute(self) -> dict[str, float]:
+        """Means over every image seen, and ``delta_colorfulness`` from the two CF means."""
+        if not self._batches:
+            raise ValueError("MetricAccumulator.compute() was called before any update()")
+        summary = summarize(self._batches)
+        summary["delta_colorfulness"] = abs(summary["colorfulness"] - summary["colorfulness_gt"])
+        return summary
+
+
+def _image_files(folder: str | os.PathLike, role: str) -> dict[str, Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{role} folder {str(folder)!r} does not exist or is not a folder")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in files:
+                raise ValueError(
+                    f"{role} folder {str(folder)!r} holds two images named {path.stem!r}: "
+                    f"{files[path.stem].name} and {path.name}"
+                )
+            files[path.stem] = path
+    if not files:
+        raise ValueError(
+            f"{role} folder {str(folder)!r} holds no images (looked for {'/'.join(IMAGE_SUFFIXES)})"
+        )
+    return files
+
+
+def _matched_pairs(pred_dir, gt_dir) -> list[tuple[Path, Path]]:
+    preds, gts = _image_files(pred_dir, "prediction"), _image_files(gt_dir, "ground-truth")
+    only_pred, only_gt = sorted(preds.keys() - gts.keys()), sorted(gts.keys() - preds.keys())
+    if only_pred or only_gt:
+        raise ValueError(
+            "the folders must hold the same file names (extensions may differ): "
+            f"{len(only_pred)} predictions have no ground truth (e.g. {only_pred[:5]}), "
+            f"{len(only_gt)} ground truths have no prediction (e.g. {only_gt[:5]})"
+        )
+    return [(preds[name], gts[name]) for name in sorted(preds)]
+
+
+def _read_rgb(path: Path, size: int | None) -> Tensor:
+    from PIL import Image
+
+    from colorlib.images import load_rgb
+
+    image = load_rgb(path)
+    if size is not None:
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+
+
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    size: int | None = None,
+    *,
+    with_fid: bool = True,
+    device: torch.device | str | None = None,
+    variant: str = "ddcolor",
+) -> dict[str, float | int | None]:
+    """All metrics over two folders of images matched by file name (extension ignored).
+
+    Args:
+        pred_dir: colorized images.
+        gt_dir: the original colour photos, one per prediction.
+        size: resize both images to ``size x size`` (bicubic) first, as DDColor's evaluation
+            does at 256; ``None``: use them as they are (the sizes of each pair must agree).
+        with_fid: also compute FID (``None`` when no Inception weights or fewer than 2 images).
+        device: where to compute (default :func:`colorlib.runtime.get_device`).
+        variant: colourfulness variant, see :func:`colorfulness`.
+
+    Returns:
+        ``psnr``, ``ssim``, ``colorfulness`` (predictions), ``colorfulness_gt``,
+        ``delta_colorfulness``, ``fid`` (float or ``None``) and ``count``.
+
+    Raises:
+        FileNotFoundError: a folder is missing. ValueError: no images, names that do not match,
+        or a pair of different sizes without ``size``.
+    """
+    from colorlib.runtime import get_device
+
+    if size is not None and size < 2 * _SSIM_RADIUS + 1:
+        raise ValueError(f"size must be at least {2 * _SSIM_RADIUS + 1} (SSIM window), got {size}")
+    pairs = _matched_pairs(pred_dir, gt_dir)
+    device = get_device(None if device is None else str(device))
+    extractor = None
+    if with_fid and len(pairs) < 2:
+        _say(f"FID is not computed: it needs at least 2 images, got {len(pairs)}")
+    elif with_fid:
+        extractor = load_inception(device)
+    accumulator, features = MetricAccumulator(variant), ([], [])
+    for pred_path, gt_path in pairs:
+        pred, real = _read_rgb(pred_path, size).to(device), _read_rgb(gt_path, size).to(device)
+        if pred.shape != real.shape:
+            raise ValueError(
+                f"{pred_path.name} is {tuple(pred.shape[-2:])} but {gt_path.name} is "
+                f"{tuple(real.shape[-2:])} (height, width); pass size= to resize both"
+            )
+        accumulator.update(pred, real)
+        if extractor is not None:
+            with torch.inference_mode():
+                features[0].append(extractor(pred).cpu())
+                features[1].append(extractor(real).cpu())
+    results: dict[str, float | int | None] = dict(accumulator.compute())
+    results["fid"] = None
+    if extractor is not None:
+        results["fid"] = fid_from_features(*(torch.cat(f).double().numpy() for f in features))
+    return results
