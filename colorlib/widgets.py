@@ -1,0 +1,608 @@
+"""Try it yourself: the interactive colorization demo (ipywidgets) and its static twin.
+
+Everything the demo computes is a small pure function, tested without a browser; the widget
+class only wires them to controls:
+
+* :func:`uploaded_image` reads a ``FileUpload`` value (a tuple of dicts in ipywidgets 8, a dict
+  of dicts in ipywidgets 7) with :func:`colorlib.images.load_rgb`'s checks;
+* :func:`find_checkpoints` lists a folder's ``*.pt`` / ``*.pth`` files and
+  :func:`cached_colorizer` loads each once (per file version and device) with
+  :func:`colorlib.infer.load_colorizer`, which also reads released DDColor ``{"params"}`` files;
+* :func:`gray_and_colour` gives the gray input and the full-resolution colorization;
+* :func:`split_view` puts gray left of a split and colour right of it: the before-after slider
+  recomposes the cached previews, the model never reruns for it;
+* :func:`png_bytes` and :func:`download_link` turn a result into ``Image`` widget bytes and a
+  ``data:`` URI link (ipywidgets has no download button).
+
+:class:`ColorizeDemo` holds the controls. Its callbacks are methods (``select_photo``,
+``select_model``, ``add_checkpoint``, ``load_upload``, ``set_split``) that tests call directly.
+Errors from user data (an unreadable upload, a bad checkpoint) go to the status line, never a
+traceback. ipywidgets is imported only when a demo is built, so the pure functions and
+:func:`static_gallery` (the figure for the static HTML book, where widgets are dead) need only
+PIL and matplotlib. Only APIs shared by ipywidgets 7 and 8 are used (Jupyter, Colab, Kaggle).
+
+>>> ColorizeDemo(checkpoints=["ddcolor_paper_tiny.pth"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import re
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from PIL import Image
+from torch import nn
+
+__all__ = [
+    "GRAY_BASELINE",
+    "split_view",
+    "png_bytes",
+    "download_link",
+    "uploaded_image",
+    "find_checkpoints",
+    "cached_colorizer",
+    "clear_model_cache",
+    "gray_and_colour",
+    "static_gallery",
+    "ColorizeDemo",
+    "colorize_demo",
+]
+
+#: The model choice that adds no colour: the floor every colorizer must beat.
+GRAY_BASELINE = "gray baseline (no colour)"
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+_CACHE_SIZE = 3  # models kept loaded; a DDColor-large is about 1 GB
+_MESSAGE_LENGTH = 240  # characters of an error shown on the status line
+_MODEL_CACHE: OrderedDict[tuple, tuple[nn.Module, int]] = OrderedDict()
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def split_view(gray: Image.Image, colour: Image.Image, fraction: float) -> Image.Image:
+    """Before-after composite: ``gray`` left of the split, ``colour`` right of it.
+
+    Args:
+        gray, colour: images of the same size (any mode; the result is RGB).
+        fraction: split position from the left edge in [0, 1]: 0 shows all colour, 1 all gray;
+            the split column is ``round(fraction * width)``.
+
+    Example:
+        >>> split_view(gray, colour, 0.5)  # doctest: +SKIP
+    """
+    if gray.size != colour.size:
+        raise ValueError(
+            f"gray and colour must have the same size, got {gray.size} and {colour.size}"
+        )
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not 0 <= fraction <= 1
+    ):
+        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
+    width, height = colour.size
+    split = round(fraction * width)
+    view = colour.convert("RGB")  # a copy, even when already RGB
+    if split > 0:
+        view.paste(gray.convert("RGB").crop((0, 0, split, height)), (0, 0))
+    return view
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The image encoded as PNG (what ``ipywidgets.Image(format="png")`` displays)."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL.Image, got {type(image).__name__}")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def download_link(
+    image: Image.Image, filename: str = "colorized.png", text: str | None = None
+) -> str:
+    """An HTML ``<a download>`` link whose ``data:`` URI holds the image as PNG.
+
+    Args:
+        image: the picture to offer.
+        filename: the name the browser saves it under (no folders).
+        text: the link text (default ``"Download <filename>"``).
+    """
+    if not isinstance(filename, str) or not filename or re.search(r"[\\/]", filename):
+        raise ValueError(f"filename must be a plain file name without folders, got {filename!r}")
+    data = base64.b64encode(png_bytes(image)).decode("ascii")
+    label = html.escape(text if text is not None else f"Download {filename}")
+    return f'<a download="{html.escape(filename)}" href="data:image/png;base64,{data}">{label}</a>'
+
+
+def _uploaded_file(value) -> tuple[str, bytes]:
+    """``(name, content)`` of the first file of a FileUpload value (ipywidgets 7 or 8)."""
+    if isinstance(value, Mapping) and "content" in value:
+        entries = [value]  # one ipywidgets 8 entry on its own
+    elif isinstance(value, Mapping):  # ipywidgets 7: {name: {"metadata": {...}, "content": b}}
+        entries = [{"name": name, **entry} for name, entry in value.items()]
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        entries = list(value)  # ipywidgets 8: ({"name", "type", "size", "content"}, ...)
+    else:
+        raise TypeError(f"expected a FileUpload value (tuple or dict), got {type(value).__name__}")
+    if not entries:
+        raise ValueError("no file was uploaded")
+    entry = entries[0]
+    if not isinstance(entry, Mapping) or "content" not in entry:
+        raise TypeError(f"a FileUpload entry must be a dict with 'content', got {entry!r:.80}")
+    name = entry.get("name") or entry.get("metadata", {}).get("name") or "upload"
+    return str(name), bytes(entry["content"])
+
+
+def uploaded_image(value) -> Image.Image:
+    """The photo in a ``FileUpload`` value, as an upright 8-bit RGB ``PIL.Image``.
+
+    Args:
+        value: ``upload.value``: a tuple of ``{"name", "content", ...}`` dicts (ipywidgets 8)
+            or a ``{name: {"metadata": ..., "content": bytes}}`` dict (ipywidgets 7). The
+            first file is read.
+
+    Raises:
+        ValueError: nothing uploaded.
+        TypeError: not a FileUpload value.
+        colorlib.images.UnreadableImage: not an image (a ``ValueError`` naming the file).
+    """
+    from colorlib.images import UnreadableImage, load_rgb
+
+    name, content = _uploaded_file(value)
+    if not content:
+        raise UnreadableImage(name, "the file is empty")
+    handle, tmp = tempfile.mkstemp(prefix="colorlib-upload-")  # load_rgb's checks need a path
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        return load_rgb(tmp)
+    except UnreadableImage as err:  # name the user's file, not the temporary one
+        reason = err.reason.replace(f"<_io.BufferedReader name='{tmp}'>", repr(name))
+        raise UnreadableImage(name, reason.replace(tmp, name)) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def find_checkpoints(folder: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Checkpoint files (``*.pt``, ``*.pth``) in ``folder``, by file name, sorted.
+
+    Args:
+        folder: where to look; ``None``: :func:`colorlib.runtime.checkpoint_dir`. A folder
+            that does not exist holds none.
+    """
+    if folder is None:
+        from colorlib.runtime import checkpoint_dir
+
+        folder = checkpoint_dir()
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        return {}
+    if not folder.is_dir():
+        raise ValueError(f"checkpoint folder must be a directory, got the file {folder}")
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.suffix in CHECKPOINT_SUFFIXES and path.is_file() and not path.name.startswith(".")
+    )
+    return {path.name: path for path in files}
+
+
+def cached_colorizer(path: str | os.PathLike, device="cpu") -> tuple[nn.Module, int]:
+    """:func:`colorlib.infer.load_colorizer`, loading each file once per version and device.
+
+    A rewritten file (new modification time or size) is loaded afresh; the last few models
+    stay loaded. Returns ``(generator, size)``; raises what ``load_colorizer`` raises.
+    """
+    from colorlib import infer
+
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    if key in _MODEL_CACHE:
+        _MODEL_CACHE.move_to_end(key)
+        return _MODEL_CACHE[key]
+    for old in [k for k in _MODEL_CACHE if k[0] == key[0] and k[3] == key[3]]:
+        del _MODEL_CACHE[old]  # an older version of the same file
+    _MODEL_CACHE[key] = infer.load_colorizer(path, device=device)
+    while len(_MODEL_CACHE) > _CACHE_SIZE:
+        _MODEL_CACHE.popitem(last=False)
+    return _MODEL_CACHE[key]
+
+
+def clear_model_cache() -> None:
+    """Forget every model :func:`cached_colorizer` holds."""
+    _MODEL_CACHE.clear()
+
+
+def gray_and_colour(
+    photo: Image.Image, model: nn.Module | None = None, size: int = 256
+) -> tuple[Image.Image, Image.Image]:
+    """``(gray input, colorization)`` of a photo, both RGB at the photo's size.
+
+    With ``model=None`` the colorization is the gray baseline itself (``ab = 0``).
+    """
+    from colorlib.infer import colorize, gray_baseline
+
+    gray = gray_baseline(photo)
+    return gray, gray.copy() if model is None else colorize(model, photo, size=size)
+
+
+def _read_photo(photo: str | os.PathLike | Image.Image) -> Image.Image:
+    """A path (read with ``load_rgb``) or a PIL image of any mode -> RGB ``PIL.Image``."""
+    if isinstance(photo, Image.Image):
+        if photo.mode == "RGB":
+            return photo
+        from colorlib.infer import to_pil, to_rgb_tensor
+
+        return to_pil(to_rgb_tensor(photo))
+    if isinstance(photo, str | os.PathLike):
+        from colorlib.images import load_rgb
+
+        return load_rgb(photo)
+    raise TypeError(f"a photo must be a path or a PIL.Image, got {type(photo).__name__}")
+
+
+def _fit(image: Image.Image, max_side: int) -> Image.Image:
+    """Shrink (never enlarge) so that the longer side is at most ``max_side``."""
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return image
+    size = tuple(max(1, round(side * scale)) for side in image.size)
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def static_gallery(
+    model: nn.Module | str | os.PathLike | None,
+    photos: Sequence | None = None,
+    *,
+    size: int | None = None,
+    max_side: int = 512,
+    device="cpu",
+    label: str | None = None,
+    panel_size: float = 3.0,
+):
+    """Rows of (gray input, colorization, original) for the static book, as a matplotlib Figure.
+
+    Args:
+        model: a generator, a checkpoint path (see :func:`cached_colorizer`) or ``None`` for
+            the gray baseline.
+        photos: paths or PIL images; ``None``: the bundled sample photos.
+        size: the model's input size; ``None``: the checkpoint's own, or 256 for a module.
+        max_side: photos are shrunk to this longer side first (figures need no more).
+        device: where a checkpoint path is loaded.
+        label: title of the middle column (default ``"colorized"`` / the baseline's name).
+        panel_size: inches per panel.
+    """
+    from colorlib.viz import show_images
+
+    if isinstance(model, str | os.PathLike):
+        model, loaded_size = cached_colorizer(model, device)
+        size = size or loaded_size
+    if photos is None:
+        from colorlib.samples import bundled_sample_paths
+
+        photos = bundled_sample_paths()
+    panels = []
+    for photo in photos:
+        image = _fit(_read_photo(photo), max_side)
+        panels += [*gray_and_colour(image, model, size or 256), image]
+    if not panels:
+        raise ValueError("static_gallery needs at least one photo")
+    middle = label or (GRAY_BASELINE if model is None else "colorized")
+    return show_images(panels, ["gray input", middle, "original"], ncols=3, size=panel_size)
+
+
+# ----------------------------------------------------------------------------- the live demo
+
+
+def _unique(names, name: str) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... whichever is not taken yet."""
+    candidate, number = name, 2
+    while candidate in names:
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
+def _name_photos(photos, samples: Sequence[Path]) -> dict[str, Path | Image.Image]:
+    """Dropdown name -> photo: the given photos first (named by file stem), then the samples."""
+    if isinstance(photos, Mapping):
+        items = [(str(name), photo) for name, photo in photos.items()]
+    else:
+        items = [
+            (Path(p).stem if isinstance(p, str | os.PathLike) else f"photo {i + 1}", p)
+            for i, p in enumerate(photos or ())
+        ]
+    named: dict[str, Path | Image.Image] = {}
+    for name, photo in [*items, *((Path(p).stem, p) for p in samples)]:
+        if not isinstance(photo, str | os.PathLike | Image.Image):
+            raise TypeError(f"photo {name!r} must be a path or a PIL.Image, got {photo!r:.60}")
+        named[_unique(named, name)] = Path(photo) if not isinstance(photo, Image.Image) else photo
+    return named
+
+
+class ColorizeDemo:
+    """Pick or upload a photo, pick a model, compare gray / colorized / original, download.
+
+    Args:
+        photos: extra photos (paths or PIL images, or a name -> photo mapping), listed first.
+        checkpoints: extra checkpoint files (colorlib ``.pt`` or released DDColor ``.pth``).
+        checkpoint_folder: where to look for ``*.pt`` / ``*.pth`` (default ``checkpoint_dir()``).
+        include_samples: also list the bundled sample photos.
+        model: the model chosen first: a name in the list, a checkpoint path, or ``None`` (the
+            first checkpoint found, else the gray baseline).
+        device: where models run (default :func:`colorlib.runtime.get_device`).
+        max_side: photos are shrunk to this longer side before colorizing (the download's size).
+        preview_side: longer side of the on-screen previews.
+
+    Attributes:
+        widget: the ``ipywidgets.VBox`` (displaying the demo displays it).
+        photo, gray, result: the working photo, its gray input and colorization (PIL, RGB).
+        message, error: the status line as text; the last error message or ``None``.
+
+    Example:
+        >>> demo = ColorizeDemo(checkpoints=["ddcolor_paper_tiny.pth"])  # doctest: +SKIP
+        >>> demo  # in a notebook cell  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        photos=None,
+        checkpoints: Sequence = (),
+        *,
+        checkpoint_folder=None,
+        include_samples: bool = True,
+        model: str | os.PathLike | None = None,
+        device=None,
+        max_side: int = 1024,
+        preview_side: int = 320,
+    ) -> None:
+        from colorlib.runtime import get_device
+        from colorlib.samples import bundled_sample_paths
+
+        self.device = get_device(None if device is None else str(device))
+        self.max_side, self.preview_side = max_side, preview_side
+        self.photos = _name_photos(photos, bundled_sample_paths() if include_samples else [])
+        self.models: dict[str, Path | None] = dict(find_checkpoints(checkpoint_folder))
+        for path in checkpoints:
+            self._register_model(Path(path).expanduser())
+        self.models[GRAY_BASELINE] = None
+        self.photo = self.gray = self.result = self.model = None
+        self.photo_name = self.model_name = self.message = self.error = None
+        self.model_size, self._previews, self._quiet = 256, None, False
+        self._build_widgets()
+        self._start(model)
+
+    def _start(self, model) -> None:
+        """Choose the first model and photo; a startup error stays on the status line."""
+        if isinstance(model, str | os.PathLike) and str(model) not in self.models:
+            model = self.add_checkpoint(model, select=False) or GRAY_BASELINE
+        self.select_model(str(model) if model is not None else next(iter(self.models)))
+        startup_error = self.error
+        if self.model_name is None:
+            self.select_model(GRAY_BASELINE)
+        if self.photos:
+            self.select_photo(next(iter(self.photos)))
+        if startup_error is not None:
+            self._error(startup_error)
+        elif not self.photos:
+            self._status("Upload a photo to start.")
+
+    # ------------------------------------------------------------------------- layout
+
+    def _build_widgets(self) -> None:
+        import ipywidgets as w
+
+        wide = w.Layout(width="28em")
+        self.photo_picker = w.Dropdown(options=list(self.photos), description="Photo", layout=wide)
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload")
+        self.model_picker = w.Dropdown(options=list(self.models), description="Model", layout=wide)
+        self.checkpoint_path = w.Text(
+            placeholder="path/to/checkpoint.pt or a released DDColor .pth",
+            description="Checkpoint",
+            layout=wide,
+        )
+        self.add_button = w.Button(description="Add model")
+        self.status = w.HTML()
+        images = [w.Image(format="png", layout=w.Layout(max_width="100%")) for _ in range(4)]
+        self.gray_image, self.colour_image, self.original_image, self.split_image = images
+        self.slider = w.IntSlider(value=50, min=0, max=100, description="gray | colour")
+        self.download = w.HTML()
+        panels = [
+            w.VBox([w.HTML(f"<b>{title}</b>"), image])
+            for title, image in zip(("gray input", "colorized", "original"), images, strict=False)
+        ]
+        self.widget = w.VBox(
+            [
+                w.HBox([self.photo_picker, self.upload]),
+                w.HBox([self.model_picker]),
+                w.HBox([self.checkpoint_path, self.add_button]),
+                self.status,
+                w.HBox(panels),
+                w.HTML("<b>before / after</b>"),
+                self.split_image,
+                self.slider,
+                self.download,
+            ]
+        )
+        self.photo_picker.observe(self._on_change(self.select_photo), names="value")
+        self.model_picker.observe(self._on_change(self.select_model), names="value")
+        self.slider.observe(self._on_change(self.set_split), names="value")
+        self.upload.observe(self._on_change(self.load_upload), names="value")
+        self.add_button.on_click(lambda _: self.add_checkpoint(self.checkpoint_path.value))
+
+    def _on_change(self, method):
+        def callback(change) -> None:
+            if not self._quiet and change["new"] is not None:
+                method(change["new"])
+
+        return callback
+
+    def _show(self, widget, attribute: str, value) -> None:
+        """Set a widget trait without running its callback (the method already runs)."""
+        self._quiet = True
+        try:
+            setattr(widget, attribute, value)
+        finally:
+            self._quiet = False
+
+    def _status(self, message: str, error: bool = False) -> None:
+        self.message = message
+        colour = "#b00020" if error else "#555"
+        self.status.value = f'<span style="color:{colour}">{html.escape(message)}</span>'
+
+    def _fail(self, context: str, err: Exception) -> None:
+        # the first line only: torch's own messages run to paragraphs
+        lines = str(err).strip().splitlines() or [""]
+        text = lines[0] if len(lines[0]) <= _MESSAGE_LENGTH else lines[0][:_MESSAGE_LENGTH] + "..."
+        if not isinstance(err, ValueError | TypeError | RuntimeError | OSError):
+            text += f" ({type(err).__module__}.{type(err).__qualname__})"  # an unexpected kind
+        self._error(f"{context}: {text}")
+
+    def _error(self, message: str) -> None:
+        self.error = message
+        self._status(f"\u26a0 {message}", error=True)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    # ------------------------------------------------------------------------- callbacks
+
+    def select_photo(self, name: str) -> None:
+        """Show the photo listed as ``name`` (read, shrunk to ``max_side``) and colorize it."""
+        if name not in self.photos:
+            raise ValueError(f"unknown photo {name!r}; choose one of {list(self.photos)}")
+        try:
+            photo = _fit(_read_photo(self.photos[name]), self.max_side)
+        except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
+            self._show(self.photo_picker, "value", self.photo_name)
+            self._fail(f"cannot read photo {name!r}", err)
+            return
+        self._show(self.photo_picker, "value", name)
+        self.photo, self.photo_name = photo, name
+        self.refresh()
+
+    def select_model(self, name: str) -> None:
+        """Use the model listed as ``name`` (loaded once per file) and colorize again."""
+        if name not in self.models:
+            raise ValueError(f"unknown model {name!r}; choose one of {list(self.models)}")
+        path = self.models[name]
+        model, size = None, 256
+        if path is not None:
+            self._status(f"Loading model {name} ...")
+            try:
+                model, size = cached_colorizer(path, self.device)
+            except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
+                self._show(self.model_picker, "value", self.model_name)
+                self._fail(f"cannot load model {name!r}", err)
+                return
+        self._show(self.model_picker, "value", name)
+        self.model, self.model_size, self.model_name = model, size, name
+        self.refresh()
+
+    def _register_model(self, path: Path) -> str:
+        """List ``path`` (once: a file already listed keeps its name) before the baseline."""
+        same = [
+            n for n, p in self.models.items() if p is not None and p.resolve() == path.resolve()
+        ]
+        name = same[0] if same else _unique(self.models, path.name)
+        has_baseline = self.models.pop(GRAY_BASELINE, False) is None
+        self.models[name] = path
+        if has_baseline:
+            self.models[GRAY_BASELINE] = None
+        return name
+
+    def add_checkpoint(self, path: str | os.PathLike, select: bool = True) -> str | None:
+        """Load a checkpoint file, list it under its file name and (by default) use it.
+
+        Returns the name it is listed under, or ``None`` when it cannot be loaded (the status
+        line says why).
+        """
+        text = str(path).strip()
+        if not text:
+            self._error("type the path of a .pt or .pth checkpoint file first")
+            return None
+        path = Path(text).expanduser()
+        try:
+            self._status(f"Loading model {path.name} ...")
+            cached_colorizer(path, self.device)
+        except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
+            self._fail(f"cannot load checkpoint {str(path)!r}", err)
+            return None
+        name = self._register_model(path)
+        self._show(self.model_picker, "options", list(self.models))
+        if self.model_name is not None:
+            self._show(self.model_picker, "value", self.model_name)
+        if select:
+            self.select_model(name)
+        return name
+
+    def load_upload(self, value) -> None:
+        """Read a ``FileUpload`` value (ipywidgets 7 or 8), list it and colorize it."""
+        if not value:
+            return  # an emptied upload widget
+        try:
+            filename = _uploaded_file(value)[0]
+            photo = _fit(uploaded_image(value), self.max_side)
+        except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
+            self._fail("cannot read the upload", err)
+            return
+        name = _unique(self.photos, f"upload: {filename}")
+        self.photos[name] = photo
+        self._show(self.photo_picker, "options", list(self.photos))
+        if self.photo_name is not None:
+            self._show(self.photo_picker, "value", self.photo_name)
+        self.select_photo(name)
+
+    def set_split(self, percent: int) -> None:
+        """Move the before-after split to ``percent`` (0-100) of the width, from the cache."""
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise ValueError(f"percent must be an int in [0, 100], got {percent!r}")
+        self._show(self.slider, "value", percent)
+        if self._previews is not None:
+            gray, colour, _ = self._previews
+            self.split_image.value = png_bytes(split_view(gray, colour, percent / 100))
+
+    def refresh(self) -> None:
+        """Colorize the current photo with the current model and update every view."""
+        if self.photo is None or self.model_name is None:
+            return
+        self._status(f"Colorizing {self.photo_name} with {self.model_name} ...")
+        start = time.perf_counter()
+        try:
+            self.gray, self.result = gray_and_colour(self.photo, self.model, self.model_size)
+        except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
+            self._fail(f"cannot colorize {self.photo_name!r} with {self.model_name!r}", err)
+            return
+        seconds = time.perf_counter() - start
+        self._previews = tuple(
+            _fit(image, self.preview_side) for image in (self.gray, self.result, self.photo)
+        )
+        for widget, image in zip(
+            (self.gray_image, self.colour_image, self.original_image), self._previews, strict=True
+        ):
+            widget.value = png_bytes(image)
+        self.set_split(self.slider.value)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.photo_name).stem).strip("_") or "photo"
+        self.download.value = download_link(self.result, f"{stem}-colorized.png")
+        width, height = self.result.size
+        self.error = None
+        self._status(
+            f"{self.model_name} on {self.photo_name} ({width}x{height}): {seconds:.2f} s "
+            f"on {self.device.type}"
+        )
+
+
+def colorize_demo(*args, **kwargs):
+    """A :class:`ColorizeDemo`'s widget (same arguments), ready to display in a cell."""
+    return ColorizeDemo(*args, **kwargs).widget
