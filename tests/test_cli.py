@@ -1,0 +1,281 @@
+"""colorlib.cli: the subcommands work end to end and every user error is one line, exit 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from colorlib import infer
+from colorlib.cli import collect_images, format_table, main, plan_outputs
+from colorlib.color import rgb_to_lab
+
+
+class TinyColorizer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, L):
+        return torch.tanh(self.net(L) * 5)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLORLIB_OFFLINE", "1")  # no Inception download for FID
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """Replace checkpoint loading by a tiny model trained at 32 px; records the calls."""
+    calls = []
+
+    def fake_load(path, device="cpu"):
+        calls.append((str(path), str(device)))
+        return TinyColorizer(), 32
+
+    monkeypatch.setattr(infer, "load_colorizer", fake_load)
+    return calls
+
+
+def _photo(path, size=(45, 31), seed=0, gray=False):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert("L") if gray else Image.fromarray(pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def _one_error_line(capsys, *words):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("colorlib: error: ")
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+def test_module_help_runs_in_a_subprocess():
+    done = subprocess.run(
+        [sys.executable, "-m", "colorlib", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("colorize", "train", "evaluate", "info"):
+        assert command in done.stdout
+
+
+def test_help_and_usage_errors_return_exit_codes(capsys):
+    assert main(["colorize", "--help"]) == 0
+    assert "--checkpoint" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["colorize", "x.jpg", "-o", "out", "--checkpoint", "c.pt", "--size", "0"]) == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_colorize_a_folder_writes_same_size_pngs(tmp_path, stand_in, capsys):
+    _photo(tmp_path / "in" / "a.jpg", (45, 31))
+    _photo(tmp_path / "in" / "sub" / "b.png", (20, 64), gray=True)
+    (tmp_path / "in" / "notes.txt").write_text("not a photo")
+    single = _photo(tmp_path / "c.bmp", (17, 9))
+    out = tmp_path / "out"
+    argv = ["colorize", str(tmp_path / "in"), str(single), "-o", str(out)]
+    assert main([*argv, "--checkpoint", "model.pt", "--device", "cpu", "--batch-size", "2"]) == 0
+    assert "colorized 3 photo(s)" in capsys.readouterr().out
+    assert stand_in == [("model.pt", "cpu")]
+    for name, size in (("a.png", (45, 31)), ("sub/b.png", (20, 64)), ("c.png", (17, 9))):
+        with Image.open(out / name) as image:
+            assert image.size == size and image.mode == "RGB"
+
+
+def test_colorize_one_photo_to_a_file_name(tmp_path, stand_in):
+    source = _photo(tmp_path / "old.jpg", gray=True)
+    target = tmp_path / "result" / "new.jpg"
+    assert main(["colorize", str(source), "-o", str(target), "--checkpoint", "m.pt"]) == 0
+    with Image.open(target) as image:
+        assert image.format == "JPEG" and image.size == (45, 31)
+
+
+@pytest.mark.parametrize(
+    "make_argv, words",
+    [
+        (lambda t: [str(t / "missing.jpg"), "-o", str(t / "o")], ["missing.jpg"]),
+        (lambda t: [str(t / "empty"), "-o", str(t / "o")], ["no photos", "empty"]),
+        (lambda t: [str(t / "a.png"), str(t / "b.png"), "-o", str(t / "x.png")], ["names a file"]),
+        (lambda t: [str(t / "a.png"), "-o", str(t)], ["overwrite its input"]),
+        (lambda t: [str(t / "a.png"), str(t / "sub" / "a.png"), "-o", str(t / "o")], ["both"]),
+    ],
+)
+def test_colorize_input_errors_are_one_line(tmp_path, stand_in, capsys, make_argv, words):
+    (tmp_path / "empty").mkdir()
+    _photo(tmp_path / "a.png")
+    _photo(tmp_path / "b.png")
+    _photo(tmp_path / "sub" / "a.png")
+    argv = ["colorize", *make_argv(tmp_path), "--checkpoint", "m.pt"]
+    assert main(argv) == 2
+    _one_error_line(capsys, *words)
+    assert not stand_in  # nothing was loaded: inputs are checked first
+
+
+def test_unreadable_photo_is_one_line(tmp_path, stand_in, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    assert main(["colorize", str(bad), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"]) == 2
+    _one_error_line(capsys, "broken.jpg")
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    argv = ["colorize", str(photo), "-o", str(tmp_path / "o")]
+    assert main([*argv, "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    _one_error_line(capsys, "checkpoint not found", "nope.pt")
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated zip")
+    not_ours = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, not_ours)
+    for checkpoint, word in ((corrupt, "corrupt"), (not_ours, "not a colorlib checkpoint")):
+        argv = ["colorize", str(photo), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint)]
+        assert main(argv) == 2
+        _one_error_line(capsys, word)
+
+
+def test_unknown_device_is_one_line(tmp_path, stand_in, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    photo = _photo(tmp_path / "a.png")
+    argv = ["colorize", str(photo), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"]
+    assert main([*argv, "--device", "cuda"]) == 2
+    _one_error_line(capsys, "CUDA is not available")
+
+
+def test_real_bugs_keep_their_traceback(tmp_path, monkeypatch):
+    def broken(path, device="cpu"):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(infer, "load_colorizer", broken)
+    photo = _photo(tmp_path / "a.png")
+    with pytest.raises(ZeroDivisionError):
+        main(["colorize", str(photo), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"])
+
+
+def test_evaluate_reports_model_and_gray_baseline(tmp_path, stand_in, capsys):
+    data = tmp_path / "photos"
+    for index in range(3):
+        _photo(data / f"{index}.jpg", (40, 30), seed=index)
+    _photo(data / "bw.png", (40, 30), gray=True)  # skipped: nothing to learn from
+    argv = ["evaluate", "--checkpoint", "m.pt", "--data", str(data), "--limit", "10"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == 3 and report["num_skipped"] == 1 and report["size"] == 32
+    model, gray = report["results"]["model"], report["results"]["gray baseline"]
+    for row in (model, gray):
+        assert {"psnr", "ssim", "colorfulness", "delta_colorfulness"} <= set(row)
+    assert gray["colorfulness"] < 1.0 < model["colorfulness"]  # gray is gray, the model is not
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "gray baseline" in table and "psnr" in table
+
+
+def test_evaluate_needs_a_folder(tmp_path, stand_in, capsys):
+    assert main(["evaluate", "--checkpoint", "m.pt", "--data", str(tmp_path / "none")]) == 2
+    _one_error_line(capsys, "none")
+
+
+def test_info_prints_profile_versions_and_cache(tmp_path, capsys):
+    assert main(["info", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "profile 'smoke'" in out and f"torch {torch.__version__}" in out
+    assert str(tmp_path / "cache") in out
+
+
+def _tiny_checkpoint(path, **model_kwargs):
+    """A real colorlib checkpoint of a 32 px U-Net, written through colorlib.checkpoint."""
+    from colorlib.checkpoint import save_checkpoint
+    from colorlib.train import TrainConfig, build_generator
+
+    config = TrainConfig(
+        model="unet",
+        model_kwargs={"base_channels": 4, "num_downs": 5},
+        image_size=32,
+        stages=({"name": "gan", "max_steps": 1},),
+    )
+    generator = build_generator(config)
+    fake_config = config.replace(model_kwargs={**config.model_kwargs, **model_kwargs})
+    save_checkpoint(
+        path, {"config": fake_config.to_dict(), "generator": generator.state_dict(), "progress": {}}
+    )
+    return path
+
+
+def test_colorize_end_to_end_with_a_real_checkpoint(tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tmp_path / "unet.pt")
+    gray = Image.open(_photo(tmp_path / "old.png", (97, 61), gray=True))
+    argv = ["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--checkpoint", str(checkpoint), "--keep-aspect"]) == 0
+    with Image.open(tmp_path / "out" / "old.png") as out:
+        assert out.size == (97, 61)
+        L_in = rgb_to_lab(infer.to_rgb_tensor(gray))[0]
+        L_out = rgb_to_lab(infer.to_rgb_tensor(out))[0]
+    assert (L_in - L_out).abs().max() < 0.5  # the same lightness (Lab units, 0-100)
+
+
+def test_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tmp_path / "wide.pt", base_channels=8)  # weights are 4 wide
+    photo = _photo(tmp_path / "a.png")
+    argv = ["colorize", str(photo), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint)]
+    assert main(argv) == 2
+    _one_error_line(capsys, "do not fit", "unet")
+
+
+def test_train_configs_follow_the_recipes():
+    from colorlib.cli import train_config
+    from colorlib.runtime import get_profile
+
+    smoke = get_profile("smoke")
+    unet, resnet, ddcolor = (train_config(m, smoke) for m in ("unet", "resnet-unet", "ddcolor"))
+    assert [s.name for s in unet.stages] == ["gan"] and unet.objective == "pix2pix"
+    assert unet.model_kwargs == {"base_channels": 8, "num_downs": 6}  # 64 px: 1x1 bottleneck
+    assert [s.name for s in resnet.stages] == ["pretrain", "gan"]
+    assert ddcolor.objective == "ddcolor" and ddcolor.model_kwargs == {"preset": "micro"}
+    assert {unet.image_size, resnet.image_size, ddcolor.image_size} == {64}
+
+
+def test_train_on_a_missing_folder_is_one_line(tmp_path, capsys):
+    argv = ["train", "--model", "unet", "--profile", "smoke", "--data", str(tmp_path / "none")]
+    assert main(argv) == 2
+    _one_error_line(capsys, "none")
+
+
+@pytest.mark.slow
+def test_train_then_colorize_from_the_command_line(tmp_path, capsys):
+    for index in range(6):
+        _photo(tmp_path / "photos" / f"{index}.png", (72, 80), seed=index)
+    checkpoint = tmp_path / "unet.pt"
+    argv = ["train", "--model", "unet", "--profile", "smoke", "--data", str(tmp_path / "photos")]
+    assert main([*argv, "--steps", "1", "--out", str(checkpoint), "--device", "cpu"]) == 0
+    assert f"checkpoint {checkpoint}" in capsys.readouterr().out
+    argv = ["colorize", str(tmp_path / "photos"), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--checkpoint", str(checkpoint)]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 6
+
+
+def test_helpers_plan_outputs_and_table(tmp_path):
+    photo = _photo(tmp_path / "x" / "p.jpg")
+    items = collect_images([tmp_path / "x"])
+    assert items == [(photo, photo.relative_to(tmp_path / "x"))]
+    assert plan_outputs(items, tmp_path / "out") == [tmp_path / "out" / "p.png"]
+    table = format_table({"model": {"psnr": 23.5, "fid": None}, "gray": {"psnr": 22.0}})
+    assert table.splitlines()[1].split() == ["model", "23.5", "-"]

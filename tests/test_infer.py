@@ -1,0 +1,311 @@
+"""colorlib.infer: full-resolution colorization keeps size and lightness, for every input kind."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import color as skcolor
+from torch import nn
+
+from colorlib import infer
+from colorlib.color import L_ab_to_rgb, rgb_to_L_ab
+from colorlib.infer import (
+    colorize,
+    colorize_iter,
+    colorize_L_ab,
+    fit_to_gamut,
+    gray_baseline,
+    is_released_ddcolor,
+    load_colorizer,
+    model_input_size,
+    to_rgb_tensor,
+)
+
+
+class TinyColorizer(nn.Module):
+    """A random conv net whose (strong) colours depend on L; records the input shapes."""
+
+    def __init__(self, gain: float = 20.0, required_multiple: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 2, 3, padding=1)
+        )
+        with torch.no_grad():
+            self.net[2].weight.mul_(gain)
+        if required_multiple is not None:
+            self.required_multiple = required_multiple
+        self.seen: list[tuple[int, ...]] = []
+        self.training_during_forward: list[bool] = []
+
+    def forward(self, L):
+        self.seen.append(tuple(L.shape))
+        self.training_during_forward.append(self.training)
+        return self.net(L)
+
+
+class ConstantAB(nn.Module):
+    """Predicts the same (possibly absurd) ab everywhere."""
+
+    def __init__(self, a: float, b: float) -> None:
+        super().__init__()
+        self.ab = nn.Parameter(torch.tensor([a, b]).view(1, 2, 1, 1))
+
+    def forward(self, L):
+        return self.ab.expand(L.shape[0], 2, *L.shape[-2:])
+
+
+def _lab(image: Image.Image) -> np.ndarray:
+    """scikit-image's Lab of an 8-bit image: the independent reference."""
+    return skcolor.rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
+
+
+def _gray_image(width=97, height=61, seed=0) -> Image.Image:
+    # a smooth gradient with noise: realistic enough to have every lightness
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, width)[None, :] * np.linspace(0.2, 1, height)[:, None]
+    noisy = np.clip(x + rng.normal(0, 20, (height, width)), 0, 255).astype(np.uint8)
+    return Image.fromarray(noisy, mode="L")
+
+
+def _colour_image(width=61, height=97, seed=1) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), mode="RGB")
+
+
+def test_colorize_keeps_size_and_lightness_of_odd_gray_image():
+    gray = _gray_image(97, 61)
+    out = colorize(TinyColorizer(), gray, size=32)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (97, 61)
+    lab_in, lab_out = _lab(gray), _lab(out)
+    # the same lightness up to 8-bit rounding of the RGB output...
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).max() < 0.5
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).mean() < 0.15
+    # ...and real colour was added (otherwise the check above would be vacuous)
+    assert np.hypot(lab_out[..., 1], lab_out[..., 2]).mean() > 10
+
+
+def test_colorize_keeps_lightness_of_colour_photo():
+    photo = _colour_image(61, 97)
+    out = colorize(TinyColorizer(), photo, size=64)
+    assert out.size == photo.size
+    assert np.abs(_lab(out)[..., 0] - _lab(photo)[..., 0]).max() < 0.5
+
+
+def test_colorize_accepts_pil_arrays_and_paths_alike(tmp_path):
+    gray = _gray_image(45, 33)
+    path = tmp_path / "gray.png"
+    gray.save(path)
+    array = np.asarray(gray)
+    inputs = [gray, gray.convert("RGB"), array, array / 255.0, np.stack([array] * 3, -1), path]
+    inputs.append(str(path))
+    model = TinyColorizer()
+    outputs = [np.asarray(colorize(model, x, size=32), dtype=np.int16) for x in inputs]
+    for output in outputs[1:]:
+        assert np.abs(output - outputs[0]).max() <= 1  # float input: rounding differences only
+
+
+def test_colorize_batches_a_list_of_mixed_sizes_like_single_calls():
+    images = [_gray_image(97, 61), _colour_image(40, 50), _gray_image(33, 90, seed=3)]
+    model = TinyColorizer()
+    batched = colorize(model, images, size=32, batch_size=2)
+    assert [image.size for image in batched] == [image.size for image in images]
+    assert model.seen == [(2, 1, 32, 32), (1, 1, 32, 32)]
+    singles = [colorize(model, image, size=32) for image in images]
+    for one, many in zip(singles, batched, strict=True):
+        assert np.abs(np.asarray(one, np.int16) - np.asarray(many, np.int16)).max() <= 1
+    assert colorize(model, [], size=32) == []
+
+
+def test_keep_aspect_rounds_to_the_models_multiple():
+    model = TinyColorizer(required_multiple=16)
+    images = [_gray_image(100, 50), _gray_image(50, 100), _gray_image(101, 51)]
+    out = colorize(model, images, size=32, keep_aspect=True, batch_size=3)
+    assert [image.size for image in out] == [(100, 50), (50, 100), (101, 51)]
+    # same model size -> same batch: (100, 50) and (101, 51) both become 32 x 64
+    assert sorted(model.seen) == [(1, 1, 64, 32), (2, 1, 32, 64)]
+
+
+def test_model_input_size():
+    assert model_input_size(61, 97, 256) == (256, 256)
+    assert model_input_size(61, 97, 256, keep_aspect=True) == (256, 416)  # 407 -> 416
+    assert model_input_size(3000, 4000, 512, keep_aspect=True, multiple=32) == (512, 672)
+    assert model_input_size(10, 1000, 32, keep_aspect=True, multiple=32) == (32, 3200)
+    with pytest.raises(ValueError, match="size"):
+        model_input_size(10, 10, 0)
+
+
+def test_colorize_restores_every_training_flag():
+    model = TinyColorizer()
+    model.train()
+    model.net[0].eval()  # a frozen part, as in a fine-tuned encoder
+    flags = [m.training for m in model.modules()]
+    colorize(model, _gray_image(), size=32)
+    assert model.training_during_forward == [False]
+    assert [m.training for m in model.modules()] == flags
+    # also when the forward pass fails
+    model.forward = lambda L: torch.zeros(1)
+    with pytest.raises(ValueError, match="ab of shape"):
+        colorize(model, _gray_image(), size=32)
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_colorize_iter_does_not_leak_inference_mode_or_eval():
+    model = TinyColorizer().train()
+    for image in colorize_iter(model, [_gray_image()] * 3, size=32, batch_size=2):
+        assert image.size == (97, 61)
+        assert not torch.is_inference_mode_enabled()
+        assert model.training
+
+
+def test_absurd_ab_is_clamped_into_the_gamut_keeping_lightness():
+    L, _ = rgb_to_L_ab(to_rgb_tensor(_colour_image(20, 10))[None])
+    ab = colorize_L_ab(ConstantAB(5.0, -3.0), L, size=32)
+    assert ab.shape == (1, 2, 10, 20) and not ab.is_inference()
+    assert ab.abs().max() <= 1.0
+    rgb = L_ab_to_rgb(L, ab, clip=False)
+    assert rgb.min() > -1e-3 and rgb.max() < 1 + 1e-3  # displayable without clipping
+    out = colorize(ConstantAB(5.0, -3.0), _gray_image(), size=32)
+    assert np.abs(_lab(out)[..., 0] - _lab(_gray_image())[..., 0]).max() < 0.5
+
+
+def test_fit_to_gamut_keeps_in_gamut_colours_and_the_hue_of_others():
+    L, ab = rgb_to_L_ab(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(fit_to_gamut(L, ab), ab)  # real colours are left alone
+    strong = ab * 4
+    fitted = fit_to_gamut(L, strong)
+    scale = fitted.norm(dim=1) / strong.norm(dim=1).clamp(min=1e-8)
+    assert (scale <= 1).all() and (scale < 1).any()
+    # the direction (hue) is kept: fitted is a non-negative multiple of the clamped request
+    clamped = strong.clamp(-1, 1)
+    cross = fitted[:, 0] * clamped[:, 1] - fitted[:, 1] * clamped[:, 0]
+    assert cross.abs().max() < 1e-6
+    rgb = L_ab_to_rgb(L, fitted, clip=False)
+    assert rgb.min() > -1e-3 and rgb.max() < 1 + 1e-3
+
+
+def test_gray_baseline_is_gray_with_the_same_lightness():
+    photo = _colour_image(31, 17)
+    gray = gray_baseline(photo)
+    rgb = np.asarray(gray, dtype=np.int16)
+    assert gray.size == photo.size
+    assert np.abs(rgb - rgb[..., :1]).max() <= 1  # R = G = B
+    assert np.abs(_lab(gray)[..., 0] - _lab(photo)[..., 0]).max() < 0.5
+    assert [g.size for g in gray_baseline([photo, _gray_image()])] == [(31, 17), (97, 61)]
+
+
+def test_to_rgb_tensor_reads_unusual_modes():
+    sixteen = Image.fromarray(np.full((4, 5), 65535 // 2, dtype=np.uint16))
+    assert sixteen.mode.startswith("I;16")
+    assert torch.allclose(to_rgb_tensor(sixteen), torch.full((3, 4, 5), 0.5), atol=1e-4)
+    clear = Image.new("RGBA", (3, 2), (255, 0, 0, 0))  # fully transparent red: white
+    assert torch.equal(to_rgb_tensor(clear), torch.ones(3, 2, 3))
+    assert to_rgb_tensor(np.zeros((4, 5, 4), np.uint8)).shape == (3, 4, 5)  # alpha dropped
+
+
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        (np.full((4, 4), 1.5), ValueError, r"\[0, 1\]"),
+        (np.zeros((4, 4), dtype=np.int64), TypeError, "int64"),
+        (np.zeros((4, 4, 2), dtype=np.uint8), ValueError, "shape"),
+        (np.zeros((0, 4), dtype=np.uint8), ValueError, "empty"),
+        (torch.zeros(3, 4, 4), TypeError, "Tensor"),
+        ("no/such/photo.jpg", FileNotFoundError, "photo.jpg"),
+    ],
+)
+def test_colorize_rejects_bad_inputs(bad, error, words):
+    with pytest.raises(error, match=words):
+        colorize(TinyColorizer(), bad, size=32)
+
+
+def test_unreadable_file_raises_unreadable_image(tmp_path):
+    from colorlib.images import UnreadableImage
+
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a png at all")
+    with pytest.raises(UnreadableImage, match="junk.png"):
+        colorize(TinyColorizer(), junk, size=32)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="batch_size"):
+        colorize(TinyColorizer(), _gray_image(), batch_size=0)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        colorize_L_ab(TinyColorizer(), torch.zeros(1, 3, 8, 8))
+
+
+def test_colorize_on_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = TinyColorizer()
+    on_cpu = np.asarray(colorize(model, _gray_image(), size=32), np.int16)
+    on_gpu = np.asarray(colorize(model, _gray_image(), size=32, device="cuda"), np.int16)
+    assert next(model.parameters()).is_cuda
+    assert np.abs(on_cpu - on_gpu).max() <= 1
+
+
+def test_load_colorizer_errors_and_released_detection(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_colorizer(tmp_path / "missing.pt")
+    released = tmp_path / "ddcolor_paper_tiny.pth"
+    torch.save({"params": {"w": torch.zeros(2)}}, released)
+    assert is_released_ddcolor(released)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"garbage")
+    assert not is_released_ddcolor(junk)
+    torch.save({"config": {}, "params": {}}, tmp_path / "ours.pt")
+    assert not is_released_ddcolor(tmp_path / "ours.pt")
+
+
+def test_inference_module_exports():
+    assert set(infer.__all__) <= set(dir(infer))
+
+
+def test_released_checkpoint_of_unknown_width_is_named(tmp_path):
+    odd = tmp_path / "odd.pth"
+    torch.save(
+        {"params": {"encoder.arch.downsample_layers.0.0.weight": torch.zeros(8, 3, 4, 4)}}, odd
+    )
+    with pytest.raises(ValueError, match="96 or 192"):
+        load_colorizer(odd)
+
+
+@pytest.mark.slow
+def test_released_ddcolor_tiny_checkpoint_loads_and_colorizes(tmp_path):
+    from colorlib.models.ddcolor import DDColor
+
+    released = tmp_path / "ddcolor_paper_tiny.pth"
+    torch.save({"params": DDColor.tiny(pretrained=False).state_dict()}, released)
+    generator, size = load_colorizer(released)
+    assert isinstance(generator, DDColor) and size == 512 and not generator.training
+    gray = _gray_image(97, 61)
+    out = colorize(generator, gray, size=64, keep_aspect=True)
+    assert out.size == (97, 61)
+    assert np.abs(_lab(out)[..., 0] - _lab(gray)[..., 0]).max() < 0.5
+
+
+def test_colorize_is_exported_at_the_top_level():
+    import colorlib
+
+    assert colorlib.colorize is colorize
+
+
+@pytest.mark.coco
+def test_colorize_real_coco_photos_including_a_gray_one():
+    import csv
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("COLORLIB_DATA")
+    if not root or not (Path(root) / "manifest.csv").is_file():
+        pytest.skip("set COLORLIB_DATA to the coco-mini folder (with manifest.csv)")
+    with open(Path(root) / "manifest.csv") as file:
+        rows = list(csv.DictReader(file))
+    picks = [next(r for r in rows if r["gray"] == "1"), next(r for r in rows if r["gray"] == "0")]
+    paths = [Path(root) / "images" / row["file"] for row in picks]
+    outputs = colorize(TinyColorizer(), paths, size=64, batch_size=2)
+    for path, out in zip(paths, outputs, strict=True):
+        photo = Image.open(path)
+        assert out.size == photo.size
+        assert np.abs(_lab(out)[..., 0] - _lab(photo)[..., 0]).max() < 0.5
