@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.functional import pil_to_tensor
 
-from colorlib.color import rgb_to_L_ab
+from colorlib.color import rgb8_to_L_ab
 from colorlib.images import UnreadableImage, load_rgb, scan_photos
 from colorlib.runtime import Profile, get_device, get_profile
 
@@ -181,9 +181,9 @@ class ColorizationDataset(Dataset):
         image = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
         if self.train and _uniform() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        # (3, S, S) in [0, 1]; contiguous first, so the Lab maths runs on dense channel planes
-        rgb = pil_to_tensor(image).contiguous().float().div_(255.0)
-        return rgb_to_L_ab(rgb)
+        # (3, S, S) uint8, contiguous so the Lab maths runs on dense channel planes; the 8-bit
+        # path replaces the sRGB power curve by an exact lookup table
+        return rgb8_to_L_ab(pil_to_tensor(image).contiguous())
 
     @property
     def skipped(self) -> dict[Path, str]:

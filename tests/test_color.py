@@ -126,3 +126,17 @@ def test_bad_types_raise_type_error():
 def test_cuda_matches_cpu():
     rgb = _random_rgb(2, 3, 8, 8, dtype=torch.float32)
     assert torch.allclose(color.rgb_to_lab(rgb.cuda()).cpu(), color.rgb_to_lab(rgb), atol=1e-3)
+
+
+def test_rgb8_fast_path_equals_the_float_path():
+    rgb8 = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    rgb8[0, :, 0, 0] = 0  # black and white are in the table's corners
+    rgb8[0, :, 0, 1] = 255
+    L, ab = color.rgb8_to_L_ab(rgb8)
+    L_ref, ab_ref = color.rgb_to_L_ab(rgb8.double() / 255)
+    assert L.dtype == torch.float32 and L.shape == (2, 1, 16, 16) and ab.shape == (2, 2, 16, 16)
+    assert (L - L_ref).abs().max() < 1e-5 and (ab - ab_ref).abs().max() < 1e-5
+    with pytest.raises(TypeError, match="uint8"):
+        color.rgb8_to_L_ab(rgb8.float())
+    with pytest.raises(ValueError, match="shape"):
+        color.rgb8_to_L_ab(rgb8[:, :2])
