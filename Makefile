@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.colorlib-installed
 # test runs keep their caches (smoke checkpoints, scans) apart from the book's
 TEST_CACHE ?= $(CURDIR)/.cache/test
+SMOKE_BOOK ?= _build/smoke
+SCREENSHOTS ?= _build/screenshots
 
-.PHONY: book test unit notebooks lint format bench clean
+.PHONY: book test unit notebooks html-smoke lint format bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +21,7 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "open _build/html/index.html"
 
-test: $(STAMP) lint unit notebooks
+test: $(STAMP) lint unit notebooks html-smoke
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,6 +32,11 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	COLORLIB_CACHE=$(TEST_CACHE) COLORLIB_PROFILE=smoke $(PY) -m pytest --nbval-lax -p no:randomly book
+
+# the smoke book, opened page by page in headless Chromium (Debian: apt-get install chromium)
+html-smoke: $(STAMP)
+	COLORLIB_CACHE=$(TEST_CACHE) COLORLIB_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output $(SMOKE_BOOK) --warningiserror --keep-going
+	COLORLIB_BOOK_HTML=$(SMOKE_BOOK)/_build/html COLORLIB_BOOK_SCREENSHOTS=$(SCREENSHOTS) $(PY) -m pytest -p no:randomly -rs tests/test_book_html.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
