@@ -1,0 +1,250 @@
+"""DDColor's training recipes: the paper's objective and optimiser, sized by the run profile.
+
+Design (to be merged into :mod:`colorlib.recipes`, whose conventions it follows):
+
+* :func:`ddcolor_recipe` is DDColor as Kang et al. (ICCV 2023) train it, sized by a
+  :class:`~colorlib.runtime.Profile`: the profile's DDColor preset (``micro`` / ``cpu`` /
+  ``tiny``), the four-term objective (pixel L1 0.1, VGG16-BN perceptual 5.0, adversarial 1.0,
+  colourfulness 0.5; :class:`~colorlib.losses.DDColorObjective`), a 70x70 PatchGAN critic
+  (``ndf`` from the profile, as the pix2pix recipes), AdamW (lr 1e-4, betas (0.9, 0.99),
+  weight decay 0.01) and one "gan" stage: every loss from the first step, as in the paper.
+* ``losses`` names a variant for ablations (:data:`LOSS_VARIANTS`): a term left out gets weight
+  0; without the adversarial term there is no discriminator and the stage is "pretrain".
+* Budgets: a stage ends at the tighter of the profile's (``stage_steps``, ``stage_minutes``)
+  and DDColor's own per profile (:data:`TRAINING`, :data:`ABLATION`; a DDColor step costs
+  several pix2pix steps, so the ``cpu`` profile halves the batch and the ablation trains at
+  64 px). The paper halves the learning rate at 80k of 400k iterations and every 40k after;
+  :func:`scaled_milestones` puts the halvings at the same fractions of the step budget.
+  On a machine where the time limit ends the stage first, the later halvings never happen.
+* :func:`checkpoint_name` gives every (variant, budget, profile, seed) its own
+  :func:`~colorlib.train.train_or_load` name; :func:`train_ddcolor` trains or loads one.
+
+>>> config = ddcolor_recipe(get_profile("cpu"))  # doctest: +SKIP
+>>> result = train_ddcolor(profile, train_set, val_set)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from colorlib.config import Stage, TrainConfig
+from colorlib.runtime import Profile
+from colorlib.train import TrainResult, train_or_load
+
+__all__ = [
+    "LOSS_WEIGHTS",
+    "LOSS_VARIANTS",
+    "PAPER_ITERATIONS",
+    "PAPER_MILESTONES",
+    "Budget",
+    "TRAINING",
+    "ABLATION",
+    "scaled_milestones",
+    "ddcolor_recipe",
+    "ablation_profile",
+    "ablation_recipe",
+    "checkpoint_name",
+    "train_ddcolor",
+]
+
+#: DDColor's loss weights (paper and released configuration)
+LOSS_WEIGHTS = {"pixel": 0.1, "perceptual": 5.0, "adversarial": 1.0, "colorfulness": 0.5}
+#: variant name -> the terms it keeps (the others get weight 0)
+LOSS_VARIANTS: dict[str, tuple[str, ...]] = {
+    "full": ("pixel", "perceptual", "adversarial", "colorfulness"),
+    "no-colorfulness": ("pixel", "perceptual", "adversarial"),
+    "no-adversarial": ("pixel", "perceptual", "colorfulness"),
+    "no-perceptual": ("pixel", "adversarial", "colorfulness"),
+    "pixel": ("pixel",),
+}
+#: the paper's schedule: 400k iterations, lr halved at 80k and every 40k after
+PAPER_ITERATIONS = 400_000
+PAPER_MILESTONES = tuple(range(80_000, PAPER_ITERATIONS, 40_000))
+#: below this many steps a schedule means nothing: constant learning rate
+MIN_SCHEDULED_STEPS = 100
+
+
+@dataclass(frozen=True)
+class Budget:
+    """DDColor's sizes and budget on one kind of machine (None: the profile's value).
+
+    Attributes:
+        image_size, batch_size: training crops and batch (None: the profile's).
+        max_steps, max_minutes: DDColor's own stage budget; the stage ends at the tighter of
+            this and the profile's ``stage_steps`` / ``stage_minutes``.
+        val_every: steps between validations (0: at the end only).
+    """
+
+    image_size: int | None = None
+    batch_size: int | None = None
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    val_every: int = 250
+
+
+#: the main training run, per profile name (other names: the profile's values)
+TRAINING: dict[str, Budget] = {
+    "smoke": Budget(val_every=0),
+    "cpu": Budget(batch_size=8, max_steps=300, val_every=50),
+    "gpu": Budget(max_steps=10_000, val_every=500),
+}
+#: the loss ablation's shorter runs, per profile name
+ABLATION: dict[str, Budget] = {
+    "smoke": Budget(val_every=0),
+    "cpu": Budget(image_size=64, batch_size=8, max_steps=60, max_minutes=3.0, val_every=0),
+    "gpu": Budget(max_steps=1_000, max_minutes=5.0, val_every=0),
+}
+
+
+def _tighter(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def scaled_milestones(total_steps: int | None) -> tuple[int, ...]:
+    """The paper's learning-rate halvings at the same fractions of ``total_steps``.
+
+    Returns:
+        ``()`` for no (or fewer than :data:`MIN_SCHEDULED_STEPS`) steps; else 8 steps, e.g.
+        ``(80, 120, ..., 360)`` for 400.
+    """
+    if total_steps is None or total_steps < MIN_SCHEDULED_STEPS:
+        return ()
+    return tuple(round(m * total_steps / PAPER_ITERATIONS) for m in PAPER_MILESTONES)
+
+
+def _variant(losses: str) -> tuple[str, ...]:
+    if losses not in LOSS_VARIANTS:
+        raise ValueError(f"unknown loss variant {losses!r}; choose one of {list(LOSS_VARIANTS)}")
+    return LOSS_VARIANTS[losses]
+
+
+def _config(profile: Profile, budget: Budget, losses: str, seed: int, grad_checkpointing):
+    kept = _variant(losses)
+    weights = {f"{k}_weight": (w if k in kept else 0.0) for k, w in LOSS_WEIGHTS.items()}
+    adversarial = "adversarial" in kept
+    steps = _tighter(profile.stage_steps, budget.max_steps)
+    stage = Stage(
+        "gan" if adversarial else "pretrain",
+        max_steps=steps,
+        max_minutes=_tighter(profile.stage_minutes, budget.max_minutes),
+    )
+    if grad_checkpointing is None:
+        grad_checkpointing = profile.name == "gpu"
+    return TrainConfig(
+        model="ddcolor",
+        model_kwargs={"preset": profile.ddcolor_preset},
+        discriminator="patchgan" if adversarial else None,
+        discriminator_kwargs={"base_channels": profile.unet_base_channels} if adversarial else {},
+        image_size=budget.image_size or profile.image_size,
+        batch_size=budget.batch_size or profile.batch_size,
+        objective="ddcolor",
+        gan_mode="vanilla",
+        **weights,
+        perceptual_pretrained=True,
+        optimizer="adamw",
+        lr=1e-4,
+        betas=(0.9, 0.99),
+        weight_decay=0.01,
+        lr_milestones=scaled_milestones(steps),
+        lr_gamma=0.5,
+        stages=(stage,),
+        val_every=budget.val_every,
+        num_val_images=profile.eval_images,
+        seed=seed,
+        grad_checkpointing=bool(grad_checkpointing),
+        num_workers=profile.num_workers,
+    )
+
+
+def ddcolor_recipe(
+    profile: Profile, losses: str = "full", seed: int = 0, grad_checkpointing: bool | None = None
+) -> TrainConfig:
+    """DDColor's training run for ``profile`` (see the module docstring).
+
+    Args:
+        profile: supplies the preset (``ddcolor_preset``), sizes, ``ndf`` of the critic
+            (``unet_base_channels``), the validation photos and the stage budget.
+        losses: a key of :data:`LOSS_VARIANTS` (``"full"``: the paper's objective).
+        seed: seeds initialisation and the data order.
+        grad_checkpointing: recompute activations in backward; None: on for the ``gpu``
+            profile (DDColor-tiny at 256 px and batch 16 keeps about 13 GB of weights,
+            optimiser state and activations without it: too close to a 16 GB card's limit).
+
+    Returns:
+        A one-stage :class:`~colorlib.config.TrainConfig`.
+
+    Raises:
+        ValueError: an unknown ``losses`` variant.
+    """
+    budget = TRAINING.get(profile.name, Budget())
+    return _config(profile, budget, losses, seed, grad_checkpointing)
+
+
+def ablation_profile(profile: Profile) -> Profile:
+    """``profile`` with the ablation's image and batch size (for ``load_datasets``)."""
+    budget = ABLATION.get(profile.name, Budget())
+    return profile.with_overrides(
+        image_size=budget.image_size or profile.image_size,
+        batch_size=budget.batch_size or profile.batch_size,
+    )
+
+
+def ablation_recipe(profile: Profile, losses: str = "full", seed: int = 0) -> TrainConfig:
+    """A short run of loss variant ``losses`` for the ablation (:data:`ABLATION` budget).
+
+    Every variant of one profile shares sizes, budget, seed (so initial weights and data
+    order), optimiser and gradient checkpointing (as :func:`ddcolor_recipe`): only the
+    objective differs.
+
+    Raises:
+        ValueError: an unknown ``losses`` variant.
+    """
+    budget = ABLATION.get(profile.name, Budget())
+    return _config(profile, budget, losses, seed, grad_checkpointing=None)
+
+
+def checkpoint_name(
+    profile: Profile, losses: str = "full", ablation: bool = False, seed: int = 0
+) -> str:
+    """The ``train_or_load`` name of a DDColor run, e.g. ``"ddcolor-cpu"`` (the main run),
+    ``"ddcolor-pixel-cpu"`` or ``"ddcolor-ablation-pixel-cpu"``; ``-seed<n>`` for seed != 0.
+
+    Raises:
+        ValueError: an unknown ``losses`` variant.
+    """
+    _variant(losses)
+    parts = ["ddcolor"] + (["ablation"] if ablation else [])
+    parts += [] if losses == "full" and not ablation else [losses]
+    suffix = f"-seed{seed}" if seed else ""
+    return "-".join(parts + [profile.name]) + suffix
+
+
+def train_ddcolor(
+    profile: Profile,
+    train_set,
+    val_set,
+    losses: str = "full",
+    ablation: bool = False,
+    device=None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Load the finished DDColor run, or train it (:func:`~colorlib.train.train_or_load`).
+
+    Args:
+        profile: the run profile (see :func:`colorlib.runtime.get_profile`).
+        train_set, val_set: ``(L, ab)`` datasets at the run's image size (for an ablation:
+            ``load_datasets(ablation_profile(profile))``).
+        losses: the loss variant; ablation: the short ablation budget instead of the main one.
+        device, force, progress: as for :func:`~colorlib.train.train_or_load`.
+        seed: the run's seed (part of its checkpoint name).
+    """
+    if ablation:
+        config = ablation_recipe(profile, losses, seed)
+    else:
+        config = ddcolor_recipe(profile, losses, seed)
+    name = checkpoint_name(profile, losses, ablation, seed)
+    return train_or_load(
+        config, name, train_set, val_set, device=device, force=force, progress=progress
+    )

@@ -1,0 +1,207 @@
+"""colorlib.recipes_ddcolor: DDColor's recipe has the paper's objective and optimiser, is sized by
+the profile, scales the paper's learning-rate schedule to the budget, names one checkpoint per
+run, and its ablation variants differ only in the objective."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from colorlib import recipes_ddcolor as rd
+from colorlib.runtime import PROFILES, checkpoint_dir
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLORLIB_OFFLINE", "1")
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_ddcolor_recipe_has_the_papers_objective_and_optimiser(name):
+    profile = PROFILES[name]
+    config = rd.ddcolor_recipe(profile)
+    assert config.model == "ddcolor"
+    assert config.model_kwargs == {"preset": profile.ddcolor_preset}
+    assert (config.objective, config.gan_mode) == ("ddcolor", "vanilla")
+    weights = (
+        config.pixel_weight,
+        config.perceptual_weight,
+        config.adversarial_weight,
+        config.colorfulness_weight,
+    )
+    assert weights == (0.1, 5.0, 1.0, 0.5)
+    assert config.perceptual_pretrained
+    assert (config.optimizer, config.lr, config.betas, config.weight_decay) == (
+        "adamw",
+        1e-4,
+        (0.9, 0.99),
+        0.01,
+    )
+    assert config.lr_gamma == 0.5
+    assert config.discriminator == "patchgan"
+    assert config.discriminator_kwargs == {"base_channels": profile.unet_base_channels}
+    assert config.image_size == profile.image_size
+    assert config.num_val_images == profile.eval_images
+    assert [s.name for s in config.stages] == ["gan"]  # every loss from the first step
+
+
+def test_ddcolor_recipe_budgets_per_profile():
+    smoke, cpu, gpu = (rd.ddcolor_recipe(PROFILES[n]) for n in ("smoke", "cpu", "gpu"))
+    assert (smoke.batch_size, cpu.batch_size, gpu.batch_size) == (4, 8, 16)
+    budgets = [(c.stages[0].max_steps, c.stages[0].max_minutes) for c in (smoke, cpu, gpu)]
+    assert budgets == [(3, 0.25), (300, 10.0), (10_000, 20.0)]
+    assert smoke.lr_milestones == ()  # 3 steps: no schedule
+    assert cpu.lr_milestones == (60, 90, 120, 150, 180, 210, 240, 270)
+    assert gpu.lr_milestones == tuple(range(2000, 10_000, 1000))
+    assert (smoke.grad_checkpointing, cpu.grad_checkpointing, gpu.grad_checkpointing) == (
+        False,
+        False,
+        True,
+    )
+    assert not rd.ddcolor_recipe(PROFILES["gpu"], grad_checkpointing=False).grad_checkpointing
+
+
+def test_the_tighter_budget_wins():
+    cpu = PROFILES["cpu"]
+    stage = rd.ddcolor_recipe(cpu.with_overrides(stage_minutes=2.0, stage_steps=500)).stages[0]
+    assert (stage.max_steps, stage.max_minutes) == (300, 2.0)
+    short = rd.ddcolor_recipe(cpu.with_overrides(stage_steps=150))
+    assert short.stages[0].max_steps == 150
+    assert short.lr_milestones == (30, 45, 60, 75, 90, 105, 120, 135)
+
+
+def test_an_unknown_profile_name_uses_the_profiles_own_values():
+    custom = dataclasses.replace(PROFILES["cpu"], name="laptop", stage_steps=None)
+    config = rd.ddcolor_recipe(custom)
+    assert (config.image_size, config.batch_size) == (128, 16)
+    assert (config.stages[0].max_steps, config.stages[0].max_minutes) == (None, 10.0)
+    assert config.lr_milestones == ()
+
+
+def test_scaled_milestones_keep_the_papers_fractions():
+    assert rd.PAPER_MILESTONES == (80_000, 120_000, 160_000, 200_000, 240_000, 280_000,
+                                   320_000, 360_000)  # fmt: skip
+    assert rd.scaled_milestones(400_000) == rd.PAPER_MILESTONES
+    assert rd.scaled_milestones(400) == (80, 120, 160, 200, 240, 280, 320, 360)
+    assert rd.scaled_milestones(99) == () and rd.scaled_milestones(None) == ()
+
+
+def test_loss_variants_zero_the_left_out_terms():
+    smoke = PROFILES["smoke"]
+    pixel = rd.ddcolor_recipe(smoke, "pixel")
+    assert (pixel.pixel_weight, pixel.perceptual_weight) == (0.1, 0.0)
+    assert (pixel.adversarial_weight, pixel.colorfulness_weight) == (0.0, 0.0)
+    assert pixel.discriminator is None and pixel.discriminator_kwargs == {}
+    assert [s.name for s in pixel.stages] == ["pretrain"]  # no critic: no GAN stage
+    no_cf = rd.ddcolor_recipe(smoke, "no-colorfulness")
+    assert no_cf.colorfulness_weight == 0.0 and no_cf.perceptual_weight == 5.0
+    assert no_cf.discriminator == "patchgan" and no_cf.stages[0].name == "gan"
+    with pytest.raises(ValueError, match="unknown loss variant 'l2'"):
+        rd.ddcolor_recipe(smoke, "l2")
+
+
+def test_ablation_variants_differ_only_in_the_objective():
+    cpu = PROFILES["cpu"]
+    configs = {v: rd.ablation_recipe(cpu, v) for v in rd.LOSS_VARIANTS}
+    objective_fields = {
+        "pixel_weight",
+        "perceptual_weight",
+        "adversarial_weight",
+        "colorfulness_weight",
+        "discriminator",
+        "discriminator_kwargs",
+        "stages",
+    }
+    full = configs["full"]
+    for config in configs.values():
+        differing = {
+            f.name
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(full, f.name)
+        }
+        assert differing <= objective_fields
+        stage = config.stages[0]
+        assert (stage.max_steps, stage.max_minutes) == (60, 3.0)
+    assert (full.image_size, full.batch_size, full.lr_milestones) == (64, 8, ())
+    profile = rd.ablation_profile(cpu)
+    assert (profile.image_size, profile.batch_size, profile.name) == (64, 8, "cpu")
+
+
+def test_ablation_budgets_on_the_gpu_profile():
+    gpu = PROFILES["gpu"]
+    config = rd.ablation_recipe(gpu, "pixel")
+    assert (config.image_size, config.batch_size) == (256, 16)
+    assert (config.stages[0].max_steps, config.stages[0].max_minutes) == (1000, 5.0)
+    assert config.lr_milestones == (200, 300, 400, 500, 600, 700, 800, 900)
+    assert config.grad_checkpointing  # as the main gpu run
+
+
+def test_smoke_ablation_of_the_full_loss_is_the_main_run():
+    smoke = PROFILES["smoke"]
+    assert rd.ablation_recipe(smoke, "full") == rd.ddcolor_recipe(smoke, "full")
+    assert rd.ablation_profile(smoke) == smoke
+
+
+def test_checkpoint_names_are_distinct_per_run():
+    names = {
+        rd.checkpoint_name(PROFILES[p], v, a)
+        for p in PROFILES
+        for v in rd.LOSS_VARIANTS
+        for a in (False, True)
+    }
+    assert len(names) == len(PROFILES) * len(rd.LOSS_VARIANTS) * 2
+    cpu = PROFILES["cpu"]
+    assert rd.checkpoint_name(cpu) == "ddcolor-cpu"
+    assert rd.checkpoint_name(cpu, "pixel") == "ddcolor-pixel-cpu"
+    assert rd.checkpoint_name(cpu, "full", ablation=True) == "ddcolor-ablation-full-cpu"
+    assert rd.checkpoint_name(cpu, seed=3) == "ddcolor-cpu-seed3"
+    with pytest.raises(ValueError, match="unknown loss variant"):
+        rd.checkpoint_name(cpu, "everything")
+
+
+def test_recipe_builds_the_profiles_preset():
+    from colorlib.config import build_discriminator, build_generator, build_objective
+
+    config = rd.ddcolor_recipe(PROFILES["smoke"], "pixel")
+    generator = build_generator(config, pretrained=False)
+    assert generator.config.num_queries == 8  # the "micro" preset
+    assert build_discriminator(config) is None
+    objective = build_objective(config)
+    assert objective.perceptual_loss is None  # weight 0: no VGG built
+    assert objective.weights == {
+        "pixel": 0.1,
+        "perceptual": 0.0,
+        "adversarial": 0.0,
+        "colorfulness": 0.0,
+    }
+
+
+class RandomPairs(Dataset):
+    def __init__(self, n, size):
+        g = torch.Generator().manual_seed(0)
+        self.L = torch.rand(n, 1, size, size, generator=g) * 2 - 1
+        self.ab = 0.2 * torch.randn(n, 2, size, size, generator=g)
+
+    def __len__(self):
+        return len(self.L)
+
+    def __getitem__(self, i):
+        return self.L[i], self.ab[i]
+
+
+def test_train_ddcolor_trains_once_then_loads(cache):
+    profile = PROFILES["smoke"].with_overrides(
+        image_size=32, batch_size=2, stage_steps=1, eval_images=2
+    )
+    data = RandomPairs(4, 32)
+    first = rd.train_ddcolor(profile, data, data, losses="pixel", progress=False)
+    assert not first.loaded and first.complete
+    assert (checkpoint_dir() / "ddcolor-pixel-smoke.pt").exists()
+    assert [row["step"] for row in first.history] == [1]
+    again = rd.train_ddcolor(profile, data, data, losses="pixel", progress=False)
+    assert again.loaded
+    L = data.L[:2]
+    assert torch.allclose(first.generator(L), again.generator(L), atol=1e-6)
