@@ -1,22 +1,25 @@
-"""Training: a frozen config, plain step functions, ``fit()`` and the chapters' ``train_or_load``.
+"""Training loop: ``fit()`` through a config's stages, and the chapters' ``train_or_load``.
 
 Design:
 
-* :class:`TrainConfig` is a frozen dataclass of primitives; it is stored in every checkpoint
-  (``to_dict`` / ``from_dict``) and is all that is needed to rebuild the networks;
-* one optimisation step is a plain function: :func:`pretrain_step` (generator alone, no
-  adversarial term) and :func:`gan_step` = :func:`discriminator_update` (fake detached) then
-  :func:`generator_update` (discriminator frozen). A *batch* is an ``(L, real_ab)`` pair or a
-  list of them (micro-batches whose gradients are accumulated into one step);
-* :func:`fit` runs the config's stages in order, each with a step and/or time budget, and
-  keeps a per-step loss history, periodic validation metrics and a few sample colourisations.
-  It checkpoints every ``checkpoint_every`` steps, at stage ends and on Ctrl-C (the interrupt is
+* :func:`fit` runs the stages of a :class:`~colorlib.config.TrainConfig` in order, each with a
+  step and/or time budget, calling one step function per optimiser step
+  (:func:`~colorlib.steps.pretrain_step` or :func:`~colorlib.steps.gan_step`, fed
+  ``accumulate_steps`` micro-batches from a seeded, resumable sampler). It keeps a per-step loss
+  history, periodic validation metrics and a few sample colourisations;
+* it checkpoints every ``checkpoint_every`` steps, at stage ends and on Ctrl-C (the interrupt is
   deferred to the end of the running step, so a checkpoint is always a step boundary), resumes
   bit-exactly on CPU with ``num_workers=0`` (RNG states and the data position are saved), stops
   on a non-finite loss without touching the last good checkpoint, and runs unchanged under
   ``torchrun`` (DDP; see :mod:`colorlib.distributed`);
 * :func:`train_or_load` is fit with a cache: the chapters call it, so a chapter trains only when
-  no finished checkpoint of the same config exists.
+  no finished checkpoint of the same config exists. Both return a :class:`TrainResult`.
+
+Where the rest lives: the config and the builders in :mod:`colorlib.config`, the step functions
+in :mod:`colorlib.steps`, the checkpoint format and the run state it holds (progress counters,
+quantised samples, which checkpoint fits a config) in :mod:`colorlib.checkpoint`. Every name they
+used to share with this module is re-exported here, so ``from colorlib.train import TrainConfig,
+Stage, gan_step`` keeps working.
 
 >>> config = TrainConfig(model="unet", model_kwargs={"base_channels": 32},
 ...                      stages=(Stage("pretrain", max_minutes=5), Stage("gan", max_minutes=10)))
@@ -27,38 +30,60 @@ Design:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
-import inspect
-import math
 import signal
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorlib import distributed as ddp
+from colorlib.checkpoint import SAMPLE_SIZE as SAMPLE_SIZE
 from colorlib.checkpoint import (
     CheckpointError,
+    _decode_samples,
+    _init_state,
+    _is_complete,
+    _Progress,
+    _quantise,
+    _resolve_init,
+    _resume_state,
+    _stage_over,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
 from colorlib.color import L_ab_to_rgb
-from colorlib.losses import (
-    GAN_MODES,
-    DDColorObjective,
-    Pix2PixObjective,
-    discriminator_fake_loss,
-    discriminator_real_loss,
+from colorlib.config import OBJECTIVES as OBJECTIVES
+from colorlib.config import OPTIMIZERS as OPTIMIZERS
+from colorlib.config import RUNTIME_FIELDS as RUNTIME_FIELDS
+from colorlib.config import STAGE_NAMES as STAGE_NAMES
+from colorlib.config import (
+    Stage,
+    TrainConfig,
+    _architecture,
+    build_discriminator,
+    build_generator,
+    build_objective,
+    build_optimizers,
+    config_differences,
+    learning_rate,
+    rebuild_generator,
 )
 from colorlib.runtime import checkpoint_dir, get_device, seed_everything
+from colorlib.steps import FULL_PRECISION as FULL_PRECISION
+from colorlib.steps import (
+    NonFiniteLossError,
+    Precision,
+    discriminator_update,
+    frozen,
+    gan_step,
+    generator_update,
+    pretrain_step,
+)
 
 __all__ = [
     "Stage",
@@ -81,531 +106,6 @@ __all__ = [
     "fit",
     "train_or_load",
 ]
-
-STAGE_NAMES = ("pretrain", "gan")
-OBJECTIVES = ("pix2pix", "ddcolor")
-#: optimiser recipes: pix2pix's Adam and DDColor's AdamW
-OPTIMIZERS = {
-    "adam": {"lr": 2e-4, "betas": (0.5, 0.999), "weight_decay": 0.0},
-    "adamw": {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.01},
-}
-SAMPLE_SIZE = 128  # side of the stored sample colourisations (kept small for checkpoints)
-# fields that change neither the weights nor the data order: a checkpoint may differ in them
-RUNTIME_FIELDS = ("num_workers", "checkpoint_every", "val_every", "num_val_images")
-
-
-def _canonical(value, where: str):
-    """Primitives only (tuples become lists), so configs survive a weights_only round trip."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_canonical(v, where) for v in value]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _canonical(v, where) for k, v in value.items()}
-    raise TypeError(f"{where} must hold only primitives, lists and dicts, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training stage and its budget; it ends at whichever limit comes first.
-
-    Attributes:
-        name: ``"pretrain"`` (generator alone, no adversarial term) or ``"gan"``.
-        max_steps: optimiser steps in this stage, or None.
-        max_minutes: wall-clock minutes in this stage (validation included), or None.
-    """
-
-    name: str
-    max_steps: int | None = None
-    max_minutes: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in STAGE_NAMES:
-            raise ValueError(f"unknown stage {self.name!r}; choose one of {list(STAGE_NAMES)}")
-        if self.max_steps is None and self.max_minutes is None:
-            raise ValueError(f"stage {self.name!r} needs max_steps and/or max_minutes")
-        if self.max_steps is not None and (
-            not isinstance(self.max_steps, int) or self.max_steps < 0
-        ):
-            raise ValueError(f"max_steps must be an int >= 0 or None, got {self.max_steps!r}")
-        if self.max_minutes is not None and not self.max_minutes >= 0:
-            raise ValueError(f"max_minutes must be >= 0 or None, got {self.max_minutes!r}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (stored in its checkpoints).
-
-    Attributes:
-        model, model_kwargs: generator registry name and keyword arguments
-            (:func:`colorlib.models.build_model`).
-        discriminator, discriminator_kwargs: ``"patchgan"`` or None (pretraining only).
-        image_size, batch_size: training crop side and per-process batch.
-        objective: ``"pix2pix"`` (uses ``lambda_l1``) or ``"ddcolor"`` (uses ``pixel_weight``,
-            ``perceptual_weight``, ``adversarial_weight``, ``colorfulness_weight``,
-            ``perceptual_pretrained``); both use ``gan_mode`` (``"vanilla"`` or ``"lsgan"``).
-        optimizer: ``"adam"`` (pix2pix: lr 2e-4, betas (0.5, 0.999)) or ``"adamw"`` (DDColor:
-            lr 1e-4, betas (0.9, 0.99), weight decay 0.01); ``lr``, ``betas``,
-            ``weight_decay`` override the recipe (None: the recipe's value, filled in).
-        lr_milestones, lr_gamma: step decay, lr times ``lr_gamma`` at each milestone (global
-            steps; DDColor halves at 80k and every 40k after).
-        stages: the :class:`Stage` s, run in order.
-        val_every: validate every this many steps (0: only at stage ends).
-        num_val_images, num_sample_images: validation photos for metrics / kept samples.
-        checkpoint_every: steps between checkpoints (0: only at stage ends and on Ctrl-C).
-        seed: seeds initialisation, the data order and augmentation.
-        amp, channels_last: float16 autocast + GradScaler and NHWC memory, CUDA only.
-        grad_checkpointing: passed to networks that support it.
-        accumulate_steps: micro-batches per optimiser step.
-        num_workers: data-loading workers (None: the loader's default).
-    """
-
-    model: str = "unet"
-    model_kwargs: dict = field(default_factory=dict)
-    discriminator: str | None = "patchgan"
-    discriminator_kwargs: dict = field(default_factory=dict)
-    image_size: int = 256
-    batch_size: int = 16
-    objective: str = "pix2pix"
-    lambda_l1: float = 100.0
-    gan_mode: str = "vanilla"
-    pixel_weight: float = 0.1
-    perceptual_weight: float = 5.0
-    adversarial_weight: float = 1.0
-    colorfulness_weight: float = 0.5
-    perceptual_pretrained: bool = True
-    optimizer: str = "adam"
-    lr: float | None = None
-    betas: tuple[float, float] | None = None
-    weight_decay: float | None = None
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = 0.5
-    stages: tuple[Stage, ...] = (Stage("gan", max_minutes=10.0),)
-    val_every: int = 500
-    num_val_images: int = 16
-    num_sample_images: int = 4
-    checkpoint_every: int = 500
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool = True
-    grad_checkpointing: bool = False
-    accumulate_steps: int = 1
-    num_workers: int | None = None
-
-    def __post_init__(self) -> None:
-        put = object.__setattr__  # frozen: normalise once, here
-        put(self, "model_kwargs", _canonical(dict(self.model_kwargs), "model_kwargs"))
-        put(self, "discriminator_kwargs", _canonical(dict(self.discriminator_kwargs), "kwargs"))
-        stages = tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages)
-        put(self, "stages", stages)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}"
-            )
-        for name, default in OPTIMIZERS[self.optimizer].items():
-            value = default if getattr(self, name) is None else getattr(self, name)
-            put(self, name, tuple(float(b) for b in value) if name == "betas" else float(value))
-        put(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
-        self._validate()
-
-    def _validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(
-                f"unknown objective {self.objective!r}; choose one of {list(OBJECTIVES)}"
-            )
-        if self.gan_mode not in GAN_MODES:
-            raise ValueError(f"unknown gan_mode {self.gan_mode!r}; choose one of {list(GAN_MODES)}")
-        if not self.stages:
-            raise ValueError("stages must hold at least one Stage")
-        if self.discriminator is None and any(s.name == "gan" for s in self.stages):
-            raise ValueError("a 'gan' stage needs a discriminator (e.g. discriminator='patchgan')")
-        for name in ("image_size", "batch_size", "accumulate_steps", "num_val_images"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        for name in ("val_every", "checkpoint_every", "num_sample_images"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        """Primitives only (what checkpoints store)."""
-        out = {
-            f.name: _canonical(getattr(self, f.name), f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "stages"
-        }
-        out["stages"] = [dataclasses.asdict(s) for s in self.stages]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
-        data = dict(data)
-        if data.get("betas") is not None:
-            data["betas"] = tuple(data["betas"])
-        data["stages"] = tuple(Stage(**s) for s in data.get("stages", ()))
-        return cls(**data)
-
-    def replace(self, **changes) -> TrainConfig:
-        """A copy with some fields changed (configs are frozen)."""
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_profile(cls, profile, stages=("gan",), **fields) -> TrainConfig:
-        """Sizes and budgets from a :class:`colorlib.runtime.Profile`, one stage per name.
-
-        Without explicit ``model_kwargs``, the U-Net gets the profile's ``base_channels`` and
-        one level per halving of ``image_size`` (a 1x1 bottleneck), DDColor the profile's
-        preset. Other ``fields`` are passed through.
-
-        Example:
-            >>> TrainConfig.from_profile(get_profile("smoke"), stages=("pretrain", "gan"))
-        """
-        budget = {"max_steps": profile.stage_steps, "max_minutes": profile.stage_minutes}
-        values = {
-            "image_size": profile.image_size,
-            "batch_size": profile.batch_size,
-            "num_workers": profile.num_workers,
-            "num_val_images": profile.eval_images,
-            "stages": tuple(Stage(name, **budget) for name in stages),
-        }
-        model = fields.get("model", "unet")
-        if model == "unet" and "model_kwargs" not in fields:
-            levels = max(1, int(math.log2(fields.get("image_size", profile.image_size))))
-            values["model_kwargs"] = {
-                "base_channels": profile.unet_base_channels,
-                "num_downs": levels,
-            }
-        elif model == "ddcolor" and "model_kwargs" not in fields:
-            values["model_kwargs"] = {"preset": profile.ddcolor_preset}
-        return cls(**{**values, **fields})
-
-
-def config_differences(a: TrainConfig, b: TrainConfig, ignore=RUNTIME_FIELDS) -> list[str]:
-    """Fields in which two configs differ; ``stages`` differ only in names or order."""
-    diffs = []
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ignore:
-            continue
-        if f.name == "stages":
-            if [s.name for s in a.stages] != [s.name for s in b.stages]:
-                diffs.append("stages")
-        elif getattr(a, f.name) != getattr(b, f.name):
-            diffs.append(f.name)
-    return diffs
-
-
-# ----------------------------------------------------------------------------- building
-
-
-def _factory(name: str):
-    from colorlib.models import MODELS
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    module, attribute = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def _accepts(factory, argument: str) -> bool:
-    try:
-        return argument in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-_CHECKPOINTING_ARGUMENTS = ("grad_checkpointing", "gradient_checkpointing")
-
-
-def _build(name: str, kwargs: dict, pretrained: bool | None, grad_checkpointing: bool):
-    from colorlib.models import build_model
-
-    factory, kwargs = _factory(name), dict(kwargs)
-    if pretrained is not None and _accepts(factory, "pretrained"):
-        kwargs["pretrained"] = pretrained
-    argument = next((a for a in _CHECKPOINTING_ARGUMENTS if _accepts(factory, a)), None)
-    if grad_checkpointing and argument is not None:
-        kwargs[argument] = True
-    model = build_model(name, **kwargs)
-    if grad_checkpointing and argument is None:
-        if hasattr(model, "set_grad_checkpointing"):
-            model.set_grad_checkpointing(True)
-        else:
-            warnings.warn(f"{name!r} does not support gradient checkpointing", stacklevel=3)
-    return model
-
-
-def build_generator(config: TrainConfig, pretrained: bool | None = None) -> nn.Module:
-    """The config's generator (``pretrained`` overrides the encoder-weights flag if it has one)."""
-    return _build(config.model, config.model_kwargs, pretrained, config.grad_checkpointing)
-
-
-def build_discriminator(config: TrainConfig) -> nn.Module | None:
-    """The config's discriminator, or None."""
-    if config.discriminator is None:
-        return None
-    return _build(config.discriminator, config.discriminator_kwargs, None, False)
-
-
-def build_objective(config: TrainConfig) -> nn.Module:
-    """The generator objective the config names, with its weights."""
-    if config.objective == "pix2pix":
-        return Pix2PixObjective(lambda_l1=config.lambda_l1, gan_mode=config.gan_mode)
-    return DDColorObjective(
-        pixel=config.pixel_weight,
-        perceptual=config.perceptual_weight,
-        adversarial=config.adversarial_weight,
-        colorfulness=config.colorfulness_weight,
-        gan_mode=config.gan_mode,
-        perceptual_pretrained=config.perceptual_pretrained,
-    )
-
-
-def build_optimizers(config: TrainConfig, generator: nn.Module, discriminator=None):
-    """``(g_optimizer, d_optimizer or None)`` from the config's recipe (fused on CUDA)."""
-    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-
-    def make(module):
-        params = [p for p in module.parameters() if p.requires_grad]
-        fused = bool(params) and all(p.is_cuda for p in params)
-        return kind(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, fused=fused
-        )
-
-    return make(generator), (make(discriminator) if discriminator is not None else None)
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """The step-decayed learning rate at global ``step`` (0-based)."""
-    return config.lr * config.lr_gamma ** sum(step >= m for m in config.lr_milestones)
-
-
-# ----------------------------------------------------------------------------- steps
-
-
-@dataclass(frozen=True)
-class Precision:
-    """Autocast settings: ``dtype`` None means full precision."""
-
-    device_type: str = "cpu"
-    dtype: torch.dtype | None = None
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
-
-
-FULL_PRECISION = Precision()
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; training stopped before the optimiser step."""
-
-
-def _micro_batches(batch) -> list:
-    if isinstance(batch, tuple | list) and len(batch) == 2 and isinstance(batch[0], Tensor):
-        return [tuple(batch)]
-    batches = list(batch)
-    if not batches:
-        raise ValueError("a step needs at least one (L, real_ab) batch")
-    return batches
-
-
-def _values(losses: dict[str, Tensor], module: nn.Module) -> dict[str, float]:
-    """Loss tensors -> floats (one device sync); raise if any is NaN/inf (agreed across ranks).
-
-    Called after backward and before the optimiser step, so a bad loss changes no weight.
-    """
-    names = list(losses)
-    values = torch.stack([losses[k].detach().float() for k in names]).tolist()
-    bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
-    if isinstance(module, nn.parallel.DistributedDataParallel):
-        if ddp.any_rank(bool(bad), next(module.parameters()).device) and not bad:
-            raise NonFiniteLossError("a loss became non-finite on another process")
-    if bad:
-        raise NonFiniteLossError(f"{bad[0][0]} = {bad[0][1]}")
-    return dict(zip(names, values, strict=True))
-
-
-def _mean(logs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: sum(log[k] for log in logs) / len(logs) for k in logs[0]}
-
-
-def _backward(loss: Tensor, scaler) -> None:
-    (loss if scaler is None else scaler.scale(loss)).backward()
-
-
-def _step(optimizer, scaler) -> None:
-    optimizer.step() if scaler is None else scaler.step(optimizer)
-
-
-def pretrain_step(
-    generator, optimizer, objective, batch, *, scaler=None, precision=FULL_PRECISION
-) -> dict[str, float]:
-    """One generator update without a discriminator: ``objective(L, real, fake, None)``.
-
-    Args:
-        batch: ``(L, real_ab)`` (``(B, 1, H, W)``, ``(B, 2, H, W)``) or a list of them
-            (micro-batches accumulated into this one step).
-        scaler: a ``torch.amp.GradScaler`` under float16 autocast, else None.
-
-    Returns:
-        The objective's terms as floats, averaged over micro-batches (``"total"``, ``"l1"``...).
-
-    Raises:
-        NonFiniteLossError: a loss is NaN/inf (before any weight changes).
-    """
-    batches = _micro_batches(batch)
-    optimizer.zero_grad(set_to_none=True)
-    logs = []
-    for i, (L, real_ab) in enumerate(batches):
-        with ddp.sync_grads(generator, i == len(batches) - 1):
-            with precision.autocast():
-                losses = objective(L, real_ab, generator(L), None)
-            _backward(losses["total"] / len(batches), scaler)
-        logs.append(_values(losses, generator))
-    _step(optimizer, scaler)
-    if scaler is not None:
-        scaler.update()
-    return _mean(logs)
-
-
-def discriminator_update(
-    discriminator, optimizer, batches, gan_mode: str, *, scaler=None, precision=FULL_PRECISION
-) -> dict[str, float]:
-    """One discriminator update on real and generated pairs (the fakes are detached here).
-
-    Real and fake pairs go through the discriminator separately (BatchNorm sees pure batches,
-    as in pix2pix), each followed by its own backward pass (which DDP requires).
-
-    Args:
-        batches: list of ``(L, real_ab, fake_ab)`` micro-batches.
-
-    Returns:
-        ``{"real", "fake", "total"}`` as in :func:`colorlib.losses.discriminator_loss`, floats.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    logs, n = [], len(batches)
-    for i, (L, real_ab, fake_ab) in enumerate(batches):
-        with ddp.sync_grads(discriminator, False):
-            with precision.autocast():
-                real = discriminator_real_loss(discriminator(L, real_ab), gan_mode)
-            _backward(0.5 * real / n, scaler)
-        with ddp.sync_grads(discriminator, i == n - 1):
-            with precision.autocast():
-                fake = discriminator_fake_loss(discriminator(L, fake_ab.detach()), gan_mode)
-            _backward(0.5 * fake / n, scaler)
-        logs.append({"real": real, "fake": fake, "total": 0.5 * (real + fake)})
-    logs = [_values(log, discriminator) for log in logs]
-    _step(optimizer, scaler)
-    return _mean(logs)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """Context: ``requires_grad=False`` on every parameter, restored afterwards."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-def generator_update(
-    generator,
-    discriminator,
-    optimizer,
-    objective,
-    batches,
-    *,
-    fakes=None,
-    scaler=None,
-    precision=FULL_PRECISION,
-) -> dict[str, float]:
-    """One generator update through a frozen discriminator: ``objective(L, real, fake, D(fake))``.
-
-    Args:
-        batches: list of ``(L, real_ab)`` micro-batches.
-        fakes: the generator's outputs for ``batches`` with their graphs, if already computed
-            (saves a forward pass); otherwise the generator is run here.
-
-    Returns:
-        The objective's terms as floats (``"total"``, ``"adversarial"``, ``"l1"``...).
-    """
-    critic = ddp.unwrap(discriminator)  # frozen: no DDP gradient sync needed for it
-    optimizer.zero_grad(set_to_none=True)
-    logs, n = [], len(batches)
-    with frozen(critic):
-        for i, (L, real_ab) in enumerate(batches):
-            with ddp.sync_grads(generator, i == n - 1):
-                with precision.autocast():
-                    fake_ab = generator(L) if fakes is None else fakes[i]
-                    losses = objective(L, real_ab, fake_ab, critic(L, fake_ab))
-                _backward(losses["total"] / n, scaler)
-            logs.append(_values(losses, generator))
-    _step(optimizer, scaler)
-    return _mean(logs)
-
-
-def gan_step(
-    generator,
-    discriminator,
-    g_optimizer,
-    d_optimizer,
-    objective,
-    batch,
-    *,
-    scaler=None,
-    precision=FULL_PRECISION,
-) -> dict[str, float]:
-    """One pix2pix iteration: update D on real/fake pairs, then G through the updated, frozen D.
-
-    With one micro-batch the generator runs once (its output is detached for D and reused,
-    graph and all, for G); with several it runs without gradients for D and again for G, so
-    memory stays that of one micro-batch.
-
-    Returns:
-        ``d_real``, ``d_fake``, ``d_total`` and ``g_<term>`` for each generator term, floats.
-    """
-    batches = _micro_batches(batch)
-    keep = len(batches) == 1
-    fakes = []
-    for L, _ in batches:
-        with torch.set_grad_enabled(keep), precision.autocast():
-            fakes.append(generator(L))
-    d_batches = [(L, ab, fake.detach()) for (L, ab), fake in zip(batches, fakes, strict=True)]
-    d_logs = discriminator_update(
-        discriminator,
-        d_optimizer,
-        d_batches,
-        objective.gan_mode,
-        scaler=scaler,
-        precision=precision,
-    )
-    g_logs = generator_update(
-        generator,
-        discriminator,
-        g_optimizer,
-        objective,
-        batches,
-        fakes=fakes if keep else None,
-        scaler=scaler,
-        precision=precision,
-    )
-    if scaler is not None:
-        scaler.update()
-    return {**{f"d_{k}": v for k, v in d_logs.items()}, **{f"g_{k}": v for k, v in g_logs.items()}}
-
-
-# ----------------------------------------------------------------------------- fit
 
 
 @dataclass
@@ -653,38 +153,6 @@ class TrainResult:
 
 
 @dataclass
-class _Progress:
-    """Counters saved in checkpoints: where the run is, in steps, stages, epochs and time."""
-
-    num_stages: int
-    step: int = 0
-    stage_index: int = 0
-    stage_steps: list = field(default_factory=list)
-    stage_seconds: list = field(default_factory=list)
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    elapsed: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.stage_steps = list(self.stage_steps) or [0] * self.num_stages
-        self.stage_seconds = list(self.stage_seconds) or [0.0] * self.num_stages
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _stage_over(config: TrainConfig, progress: _Progress, index: int) -> bool:
-    stage = config.stages[index]
-    steps = stage.max_steps is not None and progress.stage_steps[index] >= stage.max_steps
-    minutes = progress.stage_seconds[index] / 60.0
-    return steps or (stage.max_minutes is not None and minutes >= stage.max_minutes)
-
-
-def _is_complete(config: TrainConfig, progress: _Progress) -> bool:
-    return all(_stage_over(config, progress, i) for i in range(len(config.stages)))
-
-
-@dataclass
 class _Run:
     """Everything one call of :func:`fit` works with."""
 
@@ -725,104 +193,13 @@ def _fork_rng(device: torch.device):
     return torch.random.fork_rng(devices=devices, device_type=device.type)
 
 
-def _quantise(x: Tensor) -> Tensor:
-    """Normalised [-1, 1] values -> uint8 (samples are small in checkpoints)."""
-    if x.shape[-1] > SAMPLE_SIZE:
-        x = F.interpolate(x.float(), size=(SAMPLE_SIZE, SAMPLE_SIZE), mode="area")
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-
-
-def _dequantise(x: Tensor) -> Tensor:
-    return x.float() / 127.5 - 1.0
-
-
-def _decode_samples(samples: dict) -> dict:
-    if not samples:
-        return {}
-    out = {k: samples[k] for k in ("steps", "stages")}
-    out.update({k: _dequantise(samples[k]) for k in ("L", "real_ab")})
-    out["ab"] = [_dequantise(ab) for ab in samples["ab"]]
-    return out
-
-
-def _resolve_init(init_from: str | Path) -> Path:
-    path = Path(init_from)
-    if path.suffix == ".pt" or path.exists():
-        return path
-    return checkpoint_dir() / f"{init_from}.pt"
-
-
-def _init_state(init_from, config: TrainConfig) -> dict:
-    """The checkpoint a run starts from (e.g. a finished L1 pretraining), checked to fit."""
-    path = _resolve_init(init_from)
-    state = load_checkpoint(path)
-    source = TrainConfig.from_dict(state["config"])
-    if _build_spec(source.model, source.model_kwargs) != _build_spec(
-        config.model, config.model_kwargs
-    ):
-        raise ValueError(
-            f"init_from {path} holds a {source.model!r} generator with {source.model_kwargs}; "
-            f"this config builds {config.model!r} with {config.model_kwargs}"
-        )
-    same_critic = _build_spec(source.discriminator, source.discriminator_kwargs) == _build_spec(
-        config.discriminator, config.discriminator_kwargs
-    )
-    if not same_critic:
-        state = {**state, "discriminator": None}  # a different critic starts fresh
-    _print_main(f"initialised from {path} (step {state['progress']['step']})")
-    return state
-
-
-def _build_spec(name, kwargs: dict):
-    return name, {k: v for k, v in kwargs.items() if k != "pretrained"}
-
-
-def rebuild_generator(config: TrainConfig, state: dict, grad_checkpointing=None) -> nn.Module:
-    """The generator of a checkpoint ``state``, weights loaded (``pretrained=False``).
-
-    Built from the architecture the network reported when it was saved
-    (``state["generator_kwargs"]``, e.g. ResNetUNet's resolved ``encoder="auto"``), else from
-    the config.
-    """
-    kwargs = state.get("generator_kwargs") or config.model_kwargs
-    changes = {"model_kwargs": kwargs}
-    if grad_checkpointing is not None:
-        changes["grad_checkpointing"] = grad_checkpointing
-    generator = build_generator(config.replace(**changes), pretrained=False)
-    generator.load_state_dict(state["generator"])
-    return generator
-
-
-def _architecture(module: nn.Module, fallback: dict) -> dict:
-    """The keyword arguments that rebuild ``module`` (its ``model_kwargs`` when it has them)."""
-    kwargs = getattr(ddp.unwrap(module), "model_kwargs", None)
-    try:
-        return _canonical(dict(kwargs), "model_kwargs") if isinstance(kwargs, dict) else fallback
-    except TypeError:
-        return fallback
-
-
-def _resume_state(config, path, resume: bool, init_from) -> dict | None:
-    """The checkpoint to continue from, or None; refuses one of a different experiment."""
-    if path is None or not resume or not Path(path).exists():
-        return None
-    state = load_checkpoint(path)
-    diffs = config_differences(TrainConfig.from_dict(state["config"]), config)
-    if state.get("init_from") != (None if init_from is None else str(init_from)):
-        diffs.append("init_from")
-    if diffs:
-        raise CheckpointError(
-            f"{path} belongs to a run with a different config (fields {diffs}); "
-            "pass resume=False to start again and overwrite it"
-        )
-    return state
-
-
 def _build_networks(config, device, state, init_from):
     seed_everything(config.seed)  # identical initial weights on every rank
     source = state  # resume: the run's own weights; else maybe another run's
     if source is None and init_from is not None:
         source = _init_state(init_from, config)
+        step = source["progress"]["step"]
+        _print_main(f"initialised from {_resolve_init(init_from)} (step {step})")
     if source is None:
         generator = build_generator(config)
     else:

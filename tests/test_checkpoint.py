@@ -88,6 +88,30 @@ def test_corrupt_and_truncated_files_raise_checkpoint_error(tmp_path, trained):
         checkpoint.load_checkpoint(truncated)
 
 
+@pytest.mark.parametrize(
+    "junk",
+    [b"junk", b"J", b"q.n(IK", b"hF}.vmpbrh", b"X\xe2\xa1\xa7\xdcI\xdb"],
+    ids=["struct-error", "one-byte", "index-error", "key-error", "unicode-error"],
+)
+def test_few_byte_junk_files_raise_checkpoint_error(tmp_path, junk):
+    # torch's unpickler fails on these with struct.error ("unpack requires a buffer of 4
+    # bytes"), IndexError, KeyError or UnicodeDecodeError rather than its own errors
+    path = tmp_path / "junk.pt"
+    path.write_bytes(junk)
+    with pytest.raises(CheckpointError, match="junk.pt: corrupt, truncated or not a torch file"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_weights_only_refusals_give_a_one_line_message(tmp_path):
+    torch.save({"format": checkpoint.FORMAT, "version": 1, "hook": Pairs}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError) as raised:
+        checkpoint.load_checkpoint(tmp_path / "evil.pt")
+    message = str(raised.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert message.endswith("(not a plain weights-only checkpoint))")
+    assert "Weights only load failed" in message
+
+
 def test_wrong_format_raises_checkpoint_error(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="not a colorlib checkpoint"):
