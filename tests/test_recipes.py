@@ -1,0 +1,228 @@
+"""colorlib.recipes: the book's named training runs match the profiles and the papers, have
+one checkpoint name per profile, chain the L1 pretraining into the GAN stage, and the comparison
+helpers score predictions against the gray baseline."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from colorlib import recipes
+from colorlib.checkpoint import load_checkpoint
+from colorlib.data import ColorizationDataset
+from colorlib.runtime import PROFILES, checkpoint_dir, get_profile
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLORLIB_OFFLINE", "1")  # no 3 s wait for the ResNet18 weights host
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_pix2pix_baseline_follows_the_profile_and_the_paper(name):
+    profile = PROFILES[name]
+    config = recipes.pix2pix_baseline(profile)
+    assert config.model == "unet" and config.discriminator == "patchgan"
+    num_downs = int(math.log2(profile.image_size))  # 1x1 bottleneck (8 levels at 256 px)
+    assert config.model_kwargs == {
+        "base_channels": profile.unet_base_channels,
+        "num_downs": num_downs,
+    }
+    assert config.discriminator_kwargs == {"base_channels": profile.unet_base_channels}
+    assert (config.image_size, config.batch_size) == (profile.image_size, profile.batch_size)
+    assert config.num_val_images == profile.eval_images
+    assert (config.objective, config.lambda_l1, config.gan_mode) == ("pix2pix", 100.0, "vanilla")
+    assert (config.optimizer, config.lr, config.betas) == ("adam", 2e-4, (0.5, 0.999))
+    assert [(s.name, s.max_steps, s.max_minutes) for s in config.stages] == [
+        ("gan", profile.stage_steps, profile.stage_minutes)
+    ]
+
+
+def test_pix2pix_baseline_on_the_gpu_profile_is_the_papers_network():
+    from colorlib.models.blocks import count_parameters
+    from colorlib.train import build_discriminator, build_generator
+
+    config = recipes.pix2pix_baseline(PROFILES["gpu"])
+    assert count_parameters(build_generator(config)) == 54_409_858  # "54.41 M"
+    assert count_parameters(build_discriminator(config)) == 2_765_633  # "2.77 M"
+
+
+def test_pix2pix_baseline_rejects_a_size_without_a_1x1_bottleneck():
+    with pytest.raises(ValueError, match="power-of-two image size, got 96"):
+        recipes.pix2pix_baseline(PROFILES["smoke"].with_overrides(image_size=96))
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_pretrained_unet_stages_share_the_generator(name):
+    profile = PROFILES[name]
+    pretrain = recipes.pretrained_unet(profile, "pretrain")
+    gan = recipes.pretrained_unet(profile, "gan")
+    assert pretrain.model == gan.model == "resnet-unet"
+    assert pretrain.model_kwargs == gan.model_kwargs == {"encoder": "auto"}  # init_from needs it
+    assert pretrain.discriminator is None and [s.name for s in pretrain.stages] == ["pretrain"]
+    assert (pretrain.lr, pretrain.betas) == (1e-4, (0.9, 0.999))
+    assert gan.discriminator == "patchgan" and [s.name for s in gan.stages] == ["gan"]
+    assert (gan.lr, gan.betas, gan.lambda_l1, gan.gan_mode) == (
+        2e-4,
+        (0.5, 0.999),
+        100.0,
+        "vanilla",
+    )
+    for config in (pretrain, gan):
+        stage = config.stages[0]
+        assert (stage.max_steps, stage.max_minutes) == (profile.stage_steps, profile.stage_minutes)
+        assert (config.image_size, config.batch_size) == (profile.image_size, profile.batch_size)
+
+
+def test_pretrained_unet_rejects_an_unknown_stage():
+    with pytest.raises(ValueError, match="unknown stage 'l2'"):
+        recipes.pretrained_unet(PROFILES["smoke"], "l2")
+
+
+def test_registry_builds_every_recipe_and_names_known_prerequisites():
+    smoke = PROFILES["smoke"]
+    for name, recipe in recipes.RECIPES.items():
+        assert recipe.name == name
+        assert recipes.recipe_config(name, smoke, seed=3).seed == 3
+        assert recipe.init_from is None or recipe.init_from in recipes.RECIPES
+    assert recipes.RECIPES["pretrained-gan"].init_from == "pretrained-l1"
+    assert recipes.recipe_config("pix2pix", smoke) == recipes.pix2pix_baseline(smoke)
+    with pytest.raises(ValueError, match="unknown recipe 'ddcolr'"):
+        recipes.recipe_config("ddcolr", smoke)
+
+
+def test_checkpoint_names_differ_per_profile_recipe_and_seed():
+    names = {
+        recipes.checkpoint_name(recipe, profile, seed)
+        for recipe in recipes.RECIPES
+        for profile in PROFILES.values()
+        for seed in (0, 1)
+    }
+    assert len(names) == len(recipes.RECIPES) * len(PROFILES) * 2
+    assert recipes.checkpoint_name("pix2pix", PROFILES["cpu"]) == "pix2pix-cpu"
+    assert recipes.checkpoint_name("pix2pix", PROFILES["cpu"], seed=2) == "pix2pix-cpu-seed2"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipes.checkpoint_name("nope", PROFILES["cpu"])
+
+
+def _photos(folder, count=6, size=(72, 80)):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        gradient = np.linspace(0, 255, size[1], dtype=np.float64)[None, :, None]
+        pixels = gradient * rng.uniform(0.3, 1.0, size=(1, 1, 3)) + rng.normal(0, 20, (*size, 3))
+        path = folder / f"{index}.png"
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def _batches_tracked(generator: nn.Module) -> set[int]:
+    return {
+        int(m.num_batches_tracked) for m in generator.modules() if isinstance(m, nn.BatchNorm2d)
+    }
+
+
+def test_train_recipe_chains_the_pretraining_into_the_gan_stage(cache, tmp_path, capsys):
+    profile = get_profile("smoke").with_overrides(stage_steps=1, batch_size=2, eval_images=2)
+    paths = _photos(tmp_path / "photos")
+    train_set = ColorizationDataset(paths[:4], profile.image_size, train=True)
+    val_set = ColorizationDataset(paths[4:], profile.image_size, train=False)
+
+    gan = recipes.train_recipe("pretrained-gan", profile, train_set, val_set, "cpu", progress=False)
+    assert not gan.loaded and gan.complete
+    pretrain_path = checkpoint_dir() / "pretrained-l1-smoke.pt"
+    assert load_checkpoint(gan.checkpoint_path)["init_from"] == "pretrained-l1-smoke"
+    assert f"initialised from {pretrain_path}" in capsys.readouterr().out
+    # every BatchNorm saw one pretraining batch, then one GAN batch: the weights were carried over
+    assert _batches_tracked(gan.generator) == {2}
+
+    again = recipes.train_recipe("pretrained-gan", profile, train_set, val_set, "cpu")
+    assert again.loaded and "loaded 'pretrained-gan-smoke'" in capsys.readouterr().out
+    for name, tensor in gan.generator.state_dict().items():
+        assert torch.equal(tensor, again.generator.state_dict()[name]), name
+
+
+def test_a_retrained_prerequisite_retrains_the_gan_stage(cache, tmp_path, monkeypatch):
+    calls = []
+
+    class Result:
+        loaded = False
+
+    def fake_train_or_load(config, name, *args, force=False, init_from=None, **kwargs):
+        calls.append((name, force, init_from))
+        return Result()
+
+    monkeypatch.setattr(recipes, "train_or_load", fake_train_or_load)
+    recipes.train_recipe("pretrained-gan", PROFILES["cpu"], None, None, seed=1)
+    assert calls == [
+        ("pretrained-l1-cpu-seed1", False, None),
+        ("pretrained-gan-cpu-seed1", True, "pretrained-l1-cpu-seed1"),  # new start weights
+    ]
+    Result.loaded, calls[:] = True, []
+    recipes.train_recipe("pretrained-gan", PROFILES["cpu"], None, None)
+    assert calls[1] == ("pretrained-gan-cpu", False, "pretrained-l1-cpu")
+
+
+def test_train_briefly_takes_the_budget_in_steps_or_minutes():
+    from colorlib.losses import Pix2PixObjective
+
+    torch.manual_seed(0)
+    L = torch.rand(8, 1, 8, 8) * 2 - 1
+    pairs = [(L[i], 0.5 * L[i].repeat(2, 1, 1)) for i in range(8)]  # ab follows L: learnable
+    generator = nn.Conv2d(1, 2, 3, padding=1)
+    objective = Pix2PixObjective(lambda_l1=1.0)
+    profile = PROFILES["smoke"].with_overrides(batch_size=4)
+
+    def loss():
+        with torch.no_grad():
+            return float(objective(L, 0.5 * L.repeat(1, 2, 1, 1), generator(L), None)["total"])
+
+    before = loss()
+    steps = recipes.train_briefly(generator, objective, pairs, profile, "cpu", max_steps=30)
+    after = loss()
+    assert steps == 30 and after < before
+    assert recipes.train_briefly(generator, objective, pairs, profile, "cpu", minutes=0) == 1
+    with pytest.raises(ValueError, match="needs max_steps and/or minutes"):
+        recipes.train_briefly(generator, objective, pairs, profile)
+    with pytest.raises(ValueError, match="max_steps >= 1"):
+        recipes.train_briefly(generator, objective, pairs, profile, max_steps=0)
+    with pytest.raises(ValueError, match="empty"):
+        recipes.train_briefly(generator, objective, [], profile, max_steps=1)
+
+
+def test_validation_pairs_and_predict_ab_keep_order_and_mode():
+    L = torch.rand(5, 1, 8, 8) * 2 - 1
+    val_set = [(L[i], torch.zeros(2, 8, 8)) for i in range(5)]
+    first_L, first_ab = recipes.validation_pairs(val_set, 3)
+    assert torch.equal(first_L, L[:3]) and first_ab.shape == (3, 2, 8, 8)
+    assert recipes.validation_pairs(val_set, 99)[0].shape[0] == 5
+    with pytest.raises(ValueError, match="num_images >= 1"):
+        recipes.validation_pairs(val_set, 0)
+
+    generator = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Dropout(0.5)).train()
+    ab = recipes.predict_ab(generator, first_L, batch_size=2)
+    assert torch.equal(ab, recipes.predict_ab(generator, first_L))  # eval mode: no dropout
+    assert generator.training and not ab.requires_grad
+
+
+def test_evaluate_predictions_scores_against_the_gray_baseline():
+    torch.manual_seed(0)
+    L = torch.rand(3, 1, 16, 16) * 2 - 1
+    real_ab = 0.3 * torch.randn(3, 2, 16, 16)
+    rows = recipes.evaluate_predictions({"perfect": real_ab, "half": real_ab / 2}, L, real_ab)
+    assert list(rows) == ["perfect", "half", "gray baseline", "real photos"]
+    assert rows["perfect"]["psnr"] > 60 and rows["perfect"]["delta_colorfulness"] < 1e-3
+    assert rows["gray baseline"]["colorfulness"] == pytest.approx(0.0, abs=0.05)
+    assert rows["gray baseline"]["psnr"] < rows["half"]["psnr"] < rows["perfect"]["psnr"]
+    real_cf = rows["real photos"]["colorfulness"]
+    assert rows["perfect"]["colorfulness"] == pytest.approx(real_cf, rel=1e-4)
+    assert rows["gray baseline"]["delta_colorfulness"] == pytest.approx(real_cf, rel=1e-4)
+    with pytest.raises(ValueError, match="prediction 'small' has shape"):
+        recipes.evaluate_predictions({"small": real_ab[:, :, :8]}, L, real_ab)
