@@ -1,7 +1,15 @@
 """Test-session settings: one torch thread (2 xdist workers share 2 cores), Agg plots."""
 
 import matplotlib
+import pytest
 import torch
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def offline_empty_hub(tmp_path, monkeypatch):
+    """No network probes and an empty torch hub cache: the offline fallbacks are exercised."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("COLORLIB_OFFLINE", "1")

@@ -14,19 +14,7 @@ from colorlib.models.pretrained import hub_cache_path
 RED_CF = 0.3 * np.hypot(255.0, 127.5)  # a uniform saturated red: only the mean term counts
 
 
-@pytest.fixture(autouse=True)
-def _offline_empty_hub(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("COLORLIB_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores and pytest -n 2: more threads per worker only oversubscribe (about 8x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline_empty_hub")
 
 
 def _rgb(*shape, seed=0, dtype=torch.float64):

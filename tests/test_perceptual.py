@@ -12,19 +12,7 @@ from colorlib.perceptual import LAYER_INDICES, PerceptualLoss, vgg16_bn_features
 SIZE = 32  # conv5_1 sees 2x2 after four poolings
 
 
-@pytest.fixture(autouse=True)
-def _offline_empty_hub(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("COLORLIB_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores and pytest -n 2: more threads per worker only oversubscribe (about 8x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline_empty_hub")
 
 
 def _rgb(batch=2, seed=0):
