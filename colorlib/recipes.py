@@ -13,10 +13,11 @@ baseline" is the same run everywhere:
 * :func:`pretrained_unet`: the report's "pretraining trick". A U-Net on an ImageNet encoder
   (:class:`~colorlib.models.resnet_unet.ResNetUNet`, ``encoder="auto"``: ResNet18 when its
   weights can be had, else EfficientNet-Lite0), first trained with L1 alone (stage
-  "pretrain", no discriminator, Adam lr 1e-4, betas (0.9, 0.999): a gentler rate for the
-  pretrained encoder), then as a pix2pix generator (stage "gan", the baseline's objective and
-  optimiser) starting from the pretrained weights (``init_from``). Each stage has the
-  profile's budget.
+  "pretrain", no discriminator; Adam with pix2pix's lr 2e-4 but the usual betas
+  (0.9, 0.999), since there is no adversary to keep stable), then as a pix2pix generator
+  (stage "gan", the baseline's objective and optimiser) starting from the pretrained weights
+  (``init_from``). Each stage has the profile's budget. (A lower rate, 1e-4, spends about
+  the first hundred steps of a short CPU budget undoing the untrained decoder's noisy colours.)
 * :func:`checkpoint_name` gives each (recipe, profile, seed) its own
   :func:`~colorlib.train.train_or_load` name, so smoke, cpu and gpu runs never overwrite
   one another; :func:`train_recipe` trains (or loads) a recipe after its prerequisite.
@@ -65,7 +66,7 @@ LAMBDA_L1 = 100.0
 #: pix2pix's optimiser for both networks (Isola et al. 2017, section 3.3)
 PIX2PIX_OPTIMIZER = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 #: the L1 pretraining of the pretrained-encoder U-Net
-PRETRAIN_OPTIMIZER = {"optimizer": "adam", "lr": 1e-4, "betas": (0.9, 0.999)}
+PRETRAIN_OPTIMIZER = {"optimizer": "adam", "lr": 2e-4, "betas": (0.9, 0.999)}
 #: steps between validations, per profile (0: only at stage ends); other names: 250
 VAL_EVERY = {"smoke": 0, "cpu": 100, "gpu": 500}
 PRETRAINED_STAGES = ("pretrain", "gan")

@@ -65,7 +65,7 @@ def test_pretrained_unet_stages_share_the_generator(name):
     assert pretrain.model == gan.model == "resnet-unet"
     assert pretrain.model_kwargs == gan.model_kwargs == {"encoder": "auto"}  # init_from needs it
     assert pretrain.discriminator is None and [s.name for s in pretrain.stages] == ["pretrain"]
-    assert (pretrain.lr, pretrain.betas) == (1e-4, (0.9, 0.999))
+    assert (pretrain.lr, pretrain.betas) == (2e-4, (0.9, 0.999))
     assert gan.discriminator == "patchgan" and [s.name for s in gan.stages] == ["gan"]
     assert (gan.lr, gan.betas, gan.lambda_l1, gan.gan_mode) == (
         2e-4,
