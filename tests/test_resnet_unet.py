@@ -189,3 +189,11 @@ def test_build_model_resnet_unet(offline):
     assert isinstance(net.head[-1], nn.Tanh)
     with torch.no_grad():  # eval: the 1x1 bottleneck of a 32x32 image needs running stats
         assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_untrained_decoder_starts_near_gray():
+    torch.manual_seed(0)
+    model = ResNetUNet(pretrained=False, encoder="resnet18").eval()
+    with torch.no_grad():
+        ab = model(torch.rand(2, 1, 64, 64) * 2 - 1)
+    assert ab.abs().mean() < 0.05  # pix2pix init: no saturated colour noise before training

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorlib.models.blocks import DecoderBlock, check_image_batch
+from colorlib.models.blocks import DecoderBlock, check_image_batch, init_weights
 from colorlib.models.pretrained import load_torchvision_state_dict
 
 __all__ = ["ResNetUNet", "ResNet18Encoder", "EfficientNetLite0Encoder", "ENCODERS"]
@@ -300,6 +300,10 @@ class ResNetUNet(nn.Module):
             in_ch = out_ch
         self.decoder = nn.ModuleList(blocks)
         self.head = nn.Sequential(nn.Conv2d(in_ch, self.out_channels, 3, padding=1), nn.Tanh())
+        # pix2pix initialisation for the new layers: with PyTorch's default init the untrained
+        # decoder paints saturated colour noise for the first ~100 steps; N(0, 0.02) starts gray
+        init_weights(self.decoder)
+        init_weights(self.head)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a network built with ``encoder="auto"`` first adopts
