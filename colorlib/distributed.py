@@ -101,7 +101,9 @@ class EpochSampler(Sampler[int]):
 
     The order of epoch ``e`` is ``randperm(n)`` from a generator seeded with ``(seed, e)``; it
     is trimmed to a whole number of batches on every rank (all ranks take the same number of
-    steps, as DDP requires) and dealt round-robin to the ranks.
+    steps, as DDP requires) and dealt round-robin to the ranks. A set smaller than one batch per
+    rank (the offline fallback's handful of photos) is repeated, from fresh shuffles, until it
+    fills one: an epoch is then a single step whose photos recur with different crops.
 
     Args:
         num_items: dataset length.
@@ -111,10 +113,10 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, num_items: int, batch_size: int, seed: int = 0, rank=0, world_size=1):
-        if num_items < batch_size * world_size:
+        if num_items < 1 or batch_size < 1 or world_size < 1:
             raise ValueError(
-                f"the training set has {num_items} items, fewer than one batch per process "
-                f"(batch_size {batch_size} x {world_size} processes)"
+                f"need a non-empty training set and positive sizes, got {num_items} items, "
+                f"batch_size {batch_size}, {world_size} processes"
             )
         self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
         self.rank, self.world_size = rank, world_size
@@ -123,7 +125,7 @@ class EpochSampler(Sampler[int]):
     @property
     def batches_per_epoch(self) -> int:
         """Full batches each rank gets per epoch."""
-        return self.num_items // (self.batch_size * self.world_size)
+        return max(1, self.num_items // (self.batch_size * self.world_size))
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Choose the epoch (its shuffle) and how many of its batches were already consumed."""
@@ -136,8 +138,12 @@ class EpochSampler(Sampler[int]):
         return torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
 
     def __iter__(self) -> Iterator[int]:
-        order = torch.randperm(self.num_items, generator=self.generator())
         usable = self.batches_per_epoch * self.batch_size * self.world_size
+        generator = self.generator()
+        rounds = -(-usable // self.num_items)  # > 1 only for a set smaller than one batch
+        order = torch.cat(
+            [torch.randperm(self.num_items, generator=generator) for _ in range(rounds)]
+        )
         mine = order[:usable][self.rank :: self.world_size]
         return iter(mine[self.skip_batches * self.batch_size :].tolist())
 

@@ -56,8 +56,11 @@ def test_epoch_sampler_shards_disjointly_with_equal_lengths():
     shards = [list(ddp.EpochSampler(11, 2, seed=1, rank=r, world_size=2)) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == 4  # 11 photos -> 2 batches of 2 per rank
     assert not set(shards[0]) & set(shards[1])
-    with pytest.raises(ValueError, match="fewer than one batch"):
-        ddp.EpochSampler(3, 2, world_size=2)
+    tiny = [list(ddp.EpochSampler(3, 2, world_size=2, rank=r)) for r in range(2)]
+    assert [len(shard) for shard in tiny] == [2, 2]  # repeated to fill one batch per rank
+    assert sorted(set(tiny[0] + tiny[1])) == [0, 1, 2]
+    with pytest.raises(ValueError, match="non-empty"):
+        ddp.EpochSampler(0, 2)
 
 
 def test_single_process_helpers_are_no_ops():
