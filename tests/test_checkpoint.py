@@ -5,26 +5,13 @@ import random
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from fakes import RandomPairs
 
 from colorlib import checkpoint
 from colorlib.checkpoint import CheckpointError
 from colorlib.train import Stage, TrainConfig, fit
 
 SIZE = 16
-
-
-class Pairs(Dataset):
-    def __init__(self, n, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        self.L = torch.rand(n, 1, SIZE, SIZE, generator=g) * 2 - 1
-        self.ab = 0.3 * torch.rand(n, 2, SIZE, SIZE, generator=g)
-
-    def __len__(self):
-        return len(self.L)
-
-    def __getitem__(self, i):
-        return self.L[i], self.ab[i]
 
 
 def _config():
@@ -43,7 +30,7 @@ def _config():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    result = fit(_config(), Pairs(8), Pairs(4, seed=1), "cpu", path, progress=False)
+    result = fit(_config(), RandomPairs(8), RandomPairs(4, seed=1), "cpu", path, progress=False)
     return path, result
 
 
@@ -103,7 +90,8 @@ def test_few_byte_junk_files_raise_checkpoint_error(tmp_path, junk):
 
 
 def test_weights_only_refusals_give_a_one_line_message(tmp_path):
-    torch.save({"format": checkpoint.FORMAT, "version": 1, "hook": Pairs}, tmp_path / "evil.pt")
+    code = {"format": checkpoint.FORMAT, "version": 1, "hook": RandomPairs}
+    torch.save(code, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError) as raised:
         checkpoint.load_checkpoint(tmp_path / "evil.pt")
     message = str(raised.value)
@@ -126,7 +114,8 @@ def test_wrong_format_raises_checkpoint_error(tmp_path):
 
 
 def test_files_holding_code_are_refused(tmp_path):
-    torch.save({"format": checkpoint.FORMAT, "version": 1, "hook": Pairs}, tmp_path / "evil.pt")
+    code = {"format": checkpoint.FORMAT, "version": 1, "hook": RandomPairs}
+    torch.save(code, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="evil.pt"):
         checkpoint.load_checkpoint(tmp_path / "evil.pt")
 
@@ -150,7 +139,7 @@ def test_load_generator_rebuilds_the_trained_network(trained):
     path, result = trained
     generator, config = checkpoint.load_generator(path)
     assert config == _config() and not generator.training
-    L = Pairs(2, seed=5).L
+    L = RandomPairs(2, seed=5).L
     with torch.no_grad():
         assert torch.equal(generator(L), result.generator(L))
 

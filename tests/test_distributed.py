@@ -6,27 +6,11 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch.utils.data import Dataset
+from fakes import RandomPairs
 
 from colorlib import distributed as ddp
 
 SIZE = 16
-
-
-class Pairs(Dataset):
-    def __init__(self, n, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        self.L = torch.rand(n, 1, SIZE, SIZE, generator=g) * 2 - 1
-        self.ab = 0.3 * torch.rand(n, 2, SIZE, SIZE, generator=g)
-
-    def __len__(self):
-        return len(self.L)
-
-    def __getitem__(self, i):
-        L, ab = self.L[i], self.ab[i]
-        if torch.rand(()) < 0.5:  # per-rank augmentation stream
-            L, ab = L.flip(-1), ab.flip(-1)
-        return L, ab
 
 
 # --- EpochSampler ------------------------------------------------------------------------------
@@ -104,7 +88,14 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
         num_workers=0,
         accumulate_steps=2,
     )
-    result = fit(config, Pairs(16), Pairs(2, 1), "cpu", f"{folder}/ddp.pt", progress=False)
+    result = fit(
+        config,
+        RandomPairs(16, flip=True),
+        RandomPairs(2, 1, flip=True),
+        "cpu",
+        f"{folder}/ddp.pt",
+        progress=False,
+    )
     torch.save(
         {
             "generator": result.generator.state_dict(),
