@@ -122,7 +122,7 @@ def _time(fn, iters: int) -> list[float]:
     return times
 
 
-def bench_inference(sizes, iters: int, device: torch.device) -> None:
+def bench_inference(sizes, iters: int, device: torch.device) -> list[dict]:
     torch.manual_seed(0)
     model = DDColor.tiny(pretrained=False).eval().to(device)
     ours = DDColor.tiny(pretrained=False).eval().to(device, memory_format=torch.channels_last)
@@ -130,6 +130,7 @@ def bench_inference(sizes, iters: int, device: torch.device) -> None:
     print(f"\n(a) inference, DDColor-tiny, batch 1, {device}, {iters} timed runs after 1 warm-up")
     print("seconds per image, median (min) of the timed runs; max |diff| in raw ab units")
     print(f"{'size':>6} {'authors s':>15} {'ours s':>15} {'speed-up':>9} {'max |diff|':>11}")
+    rows = []
     for size in sizes:
         rgb = torch.rand(1, 1, size, size, device=device).expand(1, 3, size, size).contiguous()
         rgb_cl = rgb.contiguous(memory_format=torch.channels_last)
@@ -151,6 +152,8 @@ def bench_inference(sizes, iters: int, device: torch.device) -> None:
         a_text = f"{a:.3f} ({min(t_authors):.3f})"
         o_text = f"{o:.3f} ({min(t_ours):.3f})"
         print(f"{size:>6} {a_text:>15} {o_text:>15} {a / o:>8.2f}x {diff:>11.2e}")
+        rows.append({"size": size, "authors_s": a, "ours_s": o, "speedup": a / o, "max_diff": diff})
+    return rows
 
 
 def _sync(result, device):
@@ -210,7 +213,7 @@ def _run_variant(command: list[str], env) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_training(args) -> None:
+def bench_training(args) -> list[dict]:
     print(
         f"\n(b) training step, DDColor-tiny, {args.train_size}x{args.train_size}, batch "
         f"{args.batch_size}, {args.device}, median of {args.steps} steps after 1 warm-up"
@@ -231,7 +234,7 @@ def bench_training(args) -> None:
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
         memory = _run_variant(command + ["--steps", "1"], env)
         result.update(peak_mib=memory["peak_mib"], base_mib=memory["base_mib"])
-        rows.append(result)
+        rows.append(result | {"checkpointing": checkpointing, "amp": amp})
         ips = args.batch_size / result["s_per_step"]
         print(
             f"{checkpointing!s:>13} {amp!s:>5} {result['s_per_step']:>8.2f} {ips:>7.2f} "
@@ -243,6 +246,7 @@ def bench_training(args) -> None:
             f"{name}: memory x{row['peak_mib'] / base['peak_mib']:.2f}, "
             f"time x{row['s_per_step'] / base['s_per_step']:.2f} of the plain fp32 step"
         )
+    return rows
 
 
 def main(argv=None) -> None:
@@ -259,16 +263,28 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--amp", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--train-variant", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.train_variant:
         print(json.dumps(train_variant(args)))
         return
-    print(f"torch {torch.__version__}, {args.threads} threads")
+    device = torch.device(args.device)
+    hardware = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {args.threads} threads"
+    )
+    print(f"torch {torch.__version__}, {hardware}")
+    result = {"benchmark": "ddcolor_bench", "hardware": hardware, "torch": torch.__version__}
     if not args.skip_inference:
-        bench_inference(args.sizes, args.iters, torch.device(args.device))
+        result["inference"] = bench_inference(args.sizes, args.iters, device)
     if not args.skip_training:
-        bench_training(args)
+        result["training"] = bench_training(args)
+        result |= {"train_size": args.train_size, "batch_size": args.batch_size}
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=1)
 
 
 if __name__ == "__main__":

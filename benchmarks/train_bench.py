@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -197,6 +198,7 @@ def main() -> None:
     parser.add_argument("--ddcolor-preset", default=None, help="default: cpu on CPU, tiny on CUDA")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),
@@ -221,6 +223,7 @@ def main() -> None:
     print(f"{args.repeats} repeats, {args.clock} clock, torch {torch.__version__}")
     header = ("model", "size", "precision", "bare img/s", "fit img/s", "fit cost", "fit ms/step")
     print("{:<12} {:>4} {:<22} {:>10} {:>10} {:>9} {:>11}".format(*header))
+    rows = []
     for name in args.models:
         for size in args.sizes:
             for amp in (False, True) if cuda else (False,):
@@ -230,6 +233,22 @@ def main() -> None:
                 extra = (100.0 * (ours / bare - 1.0), 1000.0 * (ours - bare))
                 print("{:<12} {:>4} {:<22} {:>10.2f} {:>10.2f}".format(*row), end=" ")
                 print("{:>8.1f}% {:>11.2f}".format(*extra), flush=True)
+                rows.append(
+                    dict(
+                        zip(("model", "size", "precision", "bare_ips", "fit_ips"), row, strict=True)
+                    )
+                    | {"fit_cost_pct": extra[0], "fit_ms_per_step": extra[1]}
+                )
+    if args.json:
+        meta = {"hardware": hardware, "batch_size": args.batch_size, "steps": args.steps}
+        meta |= {"repeats": args.repeats, "clock": args.clock, "torch": torch.__version__}
+        write_json(args.json, {"benchmark": "train_bench", **meta, "rows": rows})
+
+
+def write_json(path: str, payload: dict) -> None:
+    """The benchmark's rows, for ``benchmarks/results/`` and the Performance chapter."""
+    with open(path, "w") as file:
+        json.dump(payload, file, indent=1)
 
 
 if __name__ == "__main__":
