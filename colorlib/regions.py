@@ -18,7 +18,9 @@ compares the predicted colour with the real one *inside the instance's mask*, in
 * a ``background`` pseudo-category for the pixels outside every instance: sky, grass, walls and
   roads are COCO-*Stuff* classes, absent from ``instances.json``.
 
-Design: :func:`load_coco` reads ``instances.json`` quietly with pycocotools;
+Design: :func:`find_annotation_file` looks for the instances file next to the photos
+(coco-mini's ``annotations/instances.json``, the downloaded subset's
+``instances_<split>_subset.json``); :func:`load_coco` reads it quietly with pycocotools;
 :func:`annotated_photos` matches it to photo files (names are COCO ids);
 :func:`instance_stats` measures one photo's instances given its real and predicted Lab
 arrays (numpy; evaluation only, never on the training path); :func:`evaluate_regions` runs
@@ -52,6 +54,7 @@ __all__ = [
     "HEAD",
     "BACKGROUND",
     "InstanceStats",
+    "find_annotation_file",
     "load_coco",
     "annotated_photos",
     "rgb_to_lab_array",
@@ -84,6 +87,25 @@ class InstanceStats:
     boundary_error: float
     interior_error: float
     bbox: tuple[int, int, int, int]  # x, y, width, height in pixels
+
+
+def find_annotation_file(photos: Sequence[str | os.PathLike]) -> Path | None:
+    """The COCO instances file that annotates ``photos``, or None.
+
+    Looks in the photos' common folder and its parent, for ``annotations/instances*.json`` and
+    ``instances*.json`` (coco-mini's layout and the one :mod:`colorlib.coco` writes). Photos
+    from several folders or none: None.
+    """
+    folders = {Path(p).resolve().parent for p in photos}
+    if len(folders) != 1:
+        return None
+    folder = folders.pop()
+    for root in (folder, folder.parent):
+        for pattern in ("annotations/instances*.json", "instances*.json"):
+            found = sorted(root.glob(pattern))
+            if found:
+                return found[0]
+    return None
 
 
 def load_coco(annotation_file: str | os.PathLike):

@@ -55,6 +55,20 @@ def _lab(pixels):
     return regions.rgb_to_lab_array(Image.fromarray(pixels))
 
 
+def test_find_annotation_file_next_to_or_above_the_photos(tmp_path):
+    images = tmp_path / "mini" / "images"
+    images.mkdir(parents=True)
+    photos = [images / "1.jpg", images / "2.jpg"]
+    assert regions.find_annotation_file(photos) is None
+    (tmp_path / "mini" / "annotations").mkdir()
+    (tmp_path / "mini" / "annotations" / "instances.json").write_text("{}")
+    assert regions.find_annotation_file(photos) == tmp_path / "mini/annotations/instances.json"
+    (images / "instances_train2017_subset.json").write_text("{}")  # colorlib.coco's layout
+    assert regions.find_annotation_file(photos) == images / "instances_train2017_subset.json"
+    assert regions.find_annotation_file([images / "1.jpg", tmp_path / "x.jpg"]) is None
+    assert regions.find_annotation_file([]) is None
+
+
 def test_load_coco_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.json"):
         regions.load_coco(tmp_path / "nope.json")
