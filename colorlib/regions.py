@@ -62,6 +62,7 @@ __all__ = [
     "evaluate_regions",
     "summarise",
     "category_frequency",
+    "with_groups",
     "instance_crops",
 ]
 
@@ -351,6 +352,29 @@ def category_frequency(coco) -> dict[str, int]:
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     counts = Counter(names[a["category_id"]] for a in coco.dataset.get("annotations", []))
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def with_groups(rows: Sequence[Mapping], frequency: Mapping[str, int], frequent: int = 10):
+    """Rows with a ``"group"`` key: ``person``, the head and background pseudo-categories, then
+    ``frequent objects`` (the ``frequent`` most annotated other categories in ``frequency``)
+    and ``rare objects`` (every other category), for :func:`summarise` ``by="group"``.
+
+    Raises:
+        ValueError: ``frequent < 0``.
+    """
+    if frequent < 0:
+        raise ValueError(f"frequent must be >= 0, got {frequent}")
+    objects = [name for name in frequency if name != "person"]
+    common = set(objects[:frequent])
+    grouped = []
+    for row in rows:
+        category = row["category"]
+        if category in ("person", HEAD, BACKGROUND):
+            group = category
+        else:
+            group = "frequent objects" if category in common else "rare objects"
+        grouped.append({**row, "group": group})
+    return grouped
 
 
 def instance_crops(

@@ -180,6 +180,16 @@ def test_category_frequency_counts_and_orders(scene):
     assert list(regions.category_frequency(coco).items()) == [("person", 2), ("dog", 1)]
 
 
+def test_with_groups_splits_frequent_from_rare_objects():
+    frequency = {"person": 90, "car": 30, "dog": 20, "kite": 2, "toaster": 1}
+    rows = [{"category": c} for c in ("person", regions.HEAD, "car", "dog", "kite", "zebra")]
+    groups = [r["group"] for r in regions.with_groups(rows, frequency, frequent=2)]
+    assert groups == ["person", regions.HEAD, "frequent objects", "frequent objects",
+                      "rare objects", "rare objects"]  # fmt: skip
+    with pytest.raises(ValueError, match="frequent"):
+        regions.with_groups(rows, frequency, frequent=-1)
+
+
 def test_instance_crops_widen_and_clip_the_box():
     images = [Image.new("RGB", (80, 64)), Image.new("RGB", (80, 64))]
     crops = regions.instance_crops(images, (0, 10, 20, 20), margin=0.25)
