@@ -56,12 +56,9 @@ def test_ddcolor_recipe_budgets_per_profile():
     assert smoke.lr_milestones == ()  # 3 steps: no schedule
     assert cpu.lr_milestones == (60, 90, 120, 150, 180, 210, 240, 270)
     assert gpu.lr_milestones == tuple(range(2000, 10_000, 1000))
-    assert (smoke.grad_checkpointing, cpu.grad_checkpointing, gpu.grad_checkpointing) == (
-        False,
-        False,
-        True,
-    )
-    assert not rd.ddcolor_recipe(PROFILES["gpu"], grad_checkpointing=False).grad_checkpointing
+    # off by default everywhere: 7.3 GiB at the gpu profile's size with AMP (H100 measurement)
+    assert not any(c.grad_checkpointing for c in (smoke, cpu, gpu))
+    assert rd.ddcolor_recipe(PROFILES["gpu"], grad_checkpointing=True).grad_checkpointing
 
 
 def test_the_tighter_budget_wins():
@@ -136,7 +133,7 @@ def test_ablation_budgets_on_the_gpu_profile():
     assert (config.image_size, config.batch_size) == (256, 16)
     assert (config.stages[0].max_steps, config.stages[0].max_minutes) == (1000, 5.0)
     assert config.lr_milestones == (200, 300, 400, 500, 600, 700, 800, 900)
-    assert config.grad_checkpointing  # as the main gpu run
+    assert config.grad_checkpointing == rd.ddcolor_recipe(gpu).grad_checkpointing  # as the main
 
 
 def test_smoke_ablation_of_the_full_loss_is_the_main_run():
