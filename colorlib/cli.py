@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -30,12 +29,14 @@ __all__ = [
     "build_parser",
     "collect_images",
     "plan_outputs",
-    "train_config",
+    "train_configs",
     "format_table",
 ]
 
-#: Generators ``colorlib train`` has a recipe for (see :func:`train_config`).
+#: Generators ``colorlib train`` has a recipe for (see :func:`train_configs`).
 TRAINABLE = ("unet", "resnet-unet", "ddcolor")
+#: the recipes ``train --model resnet-unet`` runs one after the other
+PRETRAINING_TRICK = ("pretrained-l1", "pretrained-gan")
 
 EXIT_ERROR = 2
 
@@ -136,36 +137,31 @@ def _run_colorize(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_config(model: str, profile, seed: int = 0):
-    """The :class:`colorlib.train.TrainConfig` the command line trains for ``model``.
+def train_configs(model: str, profile, seed: int = 0) -> list:
+    """The runs ``colorlib train --model MODEL`` makes, in order: the book's recipes.
 
-    * ``unet``: pix2pix, GAN + L1 from the start (the paper); the U-Net's bottleneck is 1x1 at
-      the profile's image size (``num_downs = log2(size)``), ``ngf`` from the profile;
-    * ``resnet-unet``: L1 pretraining, then pix2pix GAN fine-tuning (the ImageNet ResNet18
-      encoder when its weights can be had);
-    * ``ddcolor``: the profile's DDColor preset with DDColor's objective and AdamW.
+    * ``unet``: :func:`colorlib.recipes.pix2pix_baseline` (chapter 5);
+    * ``resnet-unet``: the pretraining trick of chapter 6: ``pretrained-l1`` (L1 alone), then
+      ``pretrained-gan`` started from its weights;
+    * ``ddcolor``: :func:`colorlib.recipes_ddcolor.ddcolor_recipe` (chapter 7).
+
+    Raises:
+        ValueError: a model with no recipe.
     """
-    from colorlib.train import TrainConfig
+    from colorlib import recipes, recipes_ddcolor
 
-    common = {"model": model, "seed": seed}
     if model == "unet":
-        kwargs = {
-            "base_channels": profile.unet_base_channels,
-            "num_downs": int(math.log2(profile.image_size)),
-        }
-        return TrainConfig.from_profile(profile, ("gan",), model_kwargs=kwargs, **common)
+        return [recipes.recipe_config("pix2pix", profile, seed)]
     if model == "resnet-unet":
-        return TrainConfig.from_profile(profile, ("pretrain", "gan"), **common)
+        return [recipes.recipe_config(name, profile, seed) for name in PRETRAINING_TRICK]
     if model == "ddcolor":
-        return TrainConfig.from_profile(
-            profile,
-            ("gan",),
-            model_kwargs={"preset": profile.ddcolor_preset},
-            objective="ddcolor",
-            optimizer="adamw",
-            **common,
-        )
+        return [recipes_ddcolor.ddcolor_recipe(profile, seed=seed)]
     raise ValueError(f"no training recipe for model {model!r}; choose one of {list(TRAINABLE)}")
+
+
+def _stage_paths(out: Path, count: int) -> list[Path]:
+    """Checkpoints of a chain of runs: the last one is ``out``, earlier ones ``<out>-N.pt``."""
+    return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(count - 1)] + [out]
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -176,18 +172,29 @@ def _run_train(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.steps is not None or args.minutes is not None:  # the given budget, and only it
         profile = profile.with_overrides(stage_steps=args.steps, stage_minutes=args.minutes)
-    config = train_config(args.model, profile, args.seed)
+    configs = train_configs(args.model, profile, args.seed)
     out = Path(args.out) if args.out else checkpoint_dir() / f"{args.model}-{profile.name}.pt"
     device = _device(args.device)
     seed_everything(args.seed)
     train_set, val_set = load_datasets(profile, data=args.data, seed=args.seed)
-    try:
-        result = fit(
-            config, train_set, val_set, device=device, checkpoint_path=out, resume=not args.fresh
-        )
-    except NonFiniteLossError as error:  # not a bug and not a usage error: the run diverged
-        print(f"colorlib: error: training diverged: {_one_line(error)}", file=sys.stderr)
-        return 1
+    init_from = None
+    for config, path in zip(configs, _stage_paths(out, len(configs)), strict=True):
+        if len(configs) > 1:
+            print(f"run {config.stages[0].name}: {config.model}, checkpoint {path}")
+        try:
+            result = fit(
+                config,
+                train_set,
+                val_set,
+                device=device,
+                checkpoint_path=path,
+                resume=not args.fresh,
+                init_from=init_from,
+            )
+        except NonFiniteLossError as error:  # not a bug and not a usage error: it diverged
+            print(f"colorlib: error: training diverged: {_one_line(error)}", file=sys.stderr)
+            return 1
+        init_from = path
     steps = result.history[-1]["step"] if result.history else 0
     print(f"trained {args.model} for {steps} steps; checkpoint {out}")
     if result.validations:

@@ -240,17 +240,37 @@ def test_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
     _one_error_line(capsys, "do not fit", "unet")
 
 
-def test_train_configs_follow_the_recipes():
-    from colorlib.cli import train_config
+def test_train_configs_are_the_books_recipes():
+    from colorlib import recipes, recipes_ddcolor
+    from colorlib.cli import train_configs
     from colorlib.runtime import get_profile
 
     smoke = get_profile("smoke")
-    unet, resnet, ddcolor = (train_config(m, smoke) for m in ("unet", "resnet-unet", "ddcolor"))
-    assert [s.name for s in unet.stages] == ["gan"] and unet.objective == "pix2pix"
-    assert unet.model_kwargs == {"base_channels": 8, "num_downs": 6}  # 64 px: 1x1 bottleneck
-    assert [s.name for s in resnet.stages] == ["pretrain", "gan"]
-    assert ddcolor.objective == "ddcolor" and ddcolor.model_kwargs == {"preset": "micro"}
-    assert {unet.image_size, resnet.image_size, ddcolor.image_size} == {64}
+    assert train_configs("unet", smoke, 3) == [recipes.recipe_config("pix2pix", smoke, 3)]
+    assert train_configs("resnet-unet", smoke) == [
+        recipes.recipe_config("pretrained-l1", smoke),
+        recipes.recipe_config("pretrained-gan", smoke),
+    ]
+    assert train_configs("ddcolor", smoke) == [recipes_ddcolor.ddcolor_recipe(smoke)]
+    with pytest.raises(ValueError, match="no training recipe"):
+        train_configs("vgg", smoke)
+
+
+@pytest.mark.slow
+def test_train_resnet_unet_chains_the_pretraining_trick(tmp_path, capsys, offline_empty_hub):
+    for index in range(6):
+        _photo(tmp_path / "photos" / f"{index}.png", (72, 80), seed=index)
+    out = tmp_path / "resnet.pt"
+    argv = ["train", "--model", "resnet-unet", "--profile", "smoke", "--steps", "1"]
+    argv += ["--data", str(tmp_path / "photos"), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint {tmp_path / 'resnet-1.pt'}" in printed
+    assert f"initialised from {tmp_path / 'resnet-1.pt'}" in printed
+    from colorlib.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out)["config"]["stages"][0]["name"] == "gan"
+    assert load_checkpoint(tmp_path / "resnet-1.pt")["config"]["discriminator"] is None
 
 
 def test_train_on_a_missing_folder_is_one_line(tmp_path, capsys):
