@@ -17,9 +17,11 @@ Design:
 
 Where the rest lives: the config and the builders in :mod:`colorlib.config`, the step functions
 in :mod:`colorlib.steps`, the checkpoint format and the run state it holds (progress counters,
-quantised samples, which checkpoint fits a config) in :mod:`colorlib.checkpoint`. Every name they
-used to share with this module is re-exported here, so ``from colorlib.train import TrainConfig,
-Stage, gan_step`` keeps working.
+quantised samples, which checkpoint fits a config) in :mod:`colorlib.checkpoint`, validation in
+:mod:`colorlib.validation`, the progress bar and Ctrl-C handling in :mod:`colorlib.console`,
+:class:`TrainResult` and :func:`train_or_load` in :mod:`colorlib.runs`. Every name they used to
+share with this module is re-exported here, so ``from colorlib.train import TrainConfig, Stage,
+gan_step, train_or_load`` keeps working.
 
 >>> config = TrainConfig(model="unet", model_kwargs={"base_channels": 32},
 ...                      stages=(Stage("pretrain", max_minutes=5), Stage("gan", max_minutes=10)))
@@ -29,9 +31,6 @@ Stage, gan_step`` keeps working.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ from torch import Tensor, nn
 from colorlib import distributed as ddp
 from colorlib.checkpoint import SAMPLE_SIZE as SAMPLE_SIZE
 from colorlib.checkpoint import (
-    CheckpointError,
     _decode_samples,
     _init_state,
     _is_complete,
@@ -52,11 +50,9 @@ from colorlib.checkpoint import (
     _resume_state,
     _stage_over,
     get_rng_state,
-    load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
-from colorlib.color import L_ab_to_rgb
 from colorlib.config import OBJECTIVES as OBJECTIVES
 from colorlib.config import OPTIMIZERS as OPTIMIZERS
 from colorlib.config import RUNTIME_FIELDS as RUNTIME_FIELDS
@@ -73,7 +69,10 @@ from colorlib.config import (
     learning_rate,
     rebuild_generator,
 )
-from colorlib.runtime import checkpoint_dir, get_device, seed_everything
+from colorlib.console import Interrupt, deferred_interrupt, postfix, print_main, progress_bar
+from colorlib.data import make_loader
+from colorlib.runs import TrainResult, result_from_checkpoint, train_or_load
+from colorlib.runtime import get_device, seed_everything
 from colorlib.steps import FULL_PRECISION as FULL_PRECISION
 from colorlib.steps import (
     NonFiniteLossError,
@@ -84,6 +83,7 @@ from colorlib.steps import (
     generator_update,
     pretrain_step,
 )
+from colorlib.validation import validate, validation_tensors
 
 __all__ = [
     "Stage",
@@ -105,51 +105,8 @@ __all__ = [
     "gan_step",
     "fit",
     "train_or_load",
+    "result_from_checkpoint",
 ]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit` and :func:`train_or_load` return.
-
-    Attributes:
-        config: the run's :class:`TrainConfig`.
-        generator, discriminator: the trained networks (no DDP wrapper, eval mode).
-        history: one row per step: ``{"step", "stage", "time" (s), "losses": {name: float}}``.
-        validations: ``{"step", "stage", "time", "metrics": {"psnr", "ssim", "colorfulness",
-            "colorfulness_real"}}`` per validation (averaged over the validation photos).
-        samples: ``{"L": (n, 1, s, s), "real_ab": (n, 2, s, s), "steps": [int],
-            "stages": [str], "ab": [(n, 2, s, s) per validation]}``, float tensors, ``s <= 128``.
-        checkpoint_path: where the run is saved (None without a checkpoint).
-        loaded: True when :func:`train_or_load` found a finished run and did not train.
-        complete: every stage used up its budget.
-    """
-
-    config: TrainConfig
-    generator: nn.Module
-    discriminator: nn.Module | None
-    history: list[dict]
-    validations: list[dict]
-    samples: dict
-    checkpoint_path: Path | None = None
-    loaded: bool = False
-    complete: bool = True
-
-    def loss_rows(self, stage: str | None = None) -> list[dict]:
-        """Flat ``{"step", name: value}`` rows (for :func:`colorlib.viz.plot_history`)."""
-        return [
-            {"step": r["step"], **r["losses"]}
-            for r in self.history
-            if stage is None or r["stage"] == stage
-        ]
-
-    def metric_rows(self, stage: str | None = None) -> list[dict]:
-        """Flat ``{"step", metric: value}`` rows of the validations."""
-        return [
-            {"step": r["step"], **r["metrics"]}
-            for r in self.validations
-            if stage is None or r["stage"] == stage
-        ]
 
 
 @dataclass
@@ -179,27 +136,13 @@ class _Run:
     saved_step: int = -1
 
 
-def _make_loader(dataset, batch_size, train, device, num_workers, sampler):
-    from colorlib.data import make_loader
-
-    return make_loader(
-        dataset, batch_size, train, device=device, num_workers=num_workers, sampler=sampler
-    )
-
-
-def _fork_rng(device: torch.device):
-    """Run side work (validation) without moving the training random streams."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    return torch.random.fork_rng(devices=devices, device_type=device.type)
-
-
 def _build_networks(config, device, state, init_from):
     seed_everything(config.seed)  # identical initial weights on every rank
     source = state  # resume: the run's own weights; else maybe another run's
     if source is None and init_from is not None:
         source = _init_state(init_from, config)
         step = source["progress"]["step"]
-        _print_main(f"initialised from {_resolve_init(init_from)} (step {step})")
+        print_main(f"initialised from {_resolve_init(init_from)} (step {step})")
     if source is None:
         generator = build_generator(config)
     else:
@@ -240,10 +183,21 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
     run.sampler = ddp.EpochSampler(
         len(train_set), config.batch_size, config.seed, info.rank, info.world_size
     )
-    run.loader = _make_loader(
+    run.loader = make_loader(
         train_set, config.batch_size, True, device, config.num_workers, run.sampler
     )
-    _load_validation_set(run, val_set)
+    run.val_L, run.val_ab = validation_tensors(
+        val_set, config.num_val_images, config.batch_size, device
+    )
+    k = config.num_sample_images
+    if k:
+        run.samples = {
+            "L": _quantise(run.val_L[:k]),
+            "real_ab": _quantise(run.val_ab[:k]),
+            "steps": [],
+            "stages": [],
+            "ab": [],
+        }
     if state is None:
         seed_everything(config.seed + info.rank)  # each rank its own augmentation stream
     else:
@@ -263,76 +217,31 @@ def _restore(run: _Run, state: dict) -> None:
     run.samples = state.get("samples") or run.samples
     run.saved_step = run.progress.step
     set_rng_state(state["rng"])  # last: nothing may draw random numbers after this
-    _print_main(f"resuming from {run.checkpoint_path} at step {run.progress.step}")
-
-
-def _load_validation_set(run: _Run, val_set) -> None:
-    n = min(run.config.num_val_images, len(val_set))
-    if n == 0:
-        raise ValueError("the validation set is empty")
-    subset = torch.utils.data.Subset(val_set, range(n))
-    loader = _make_loader(subset, run.config.batch_size, False, run.device, 0, None)
-    with _fork_rng(torch.device("cpu")):
-        pairs = list(loader)
-    run.val_L = torch.cat([L for L, _ in pairs])
-    run.val_ab = torch.cat([ab for _, ab in pairs])
-    k = run.config.num_sample_images
-    if k and not run.samples:
-        run.samples = {
-            "L": _quantise(run.val_L[:k]),
-            "real_ab": _quantise(run.val_ab[:k]),
-            "steps": [],
-            "stages": [],
-            "ab": [],
-        }
-
-
-def _print_main(message: str) -> None:
-    if ddp.rank_from_env() == 0:
-        print(message)
-
-
-def _metric_sums(pred_rgb: Tensor, real_rgb: Tensor) -> dict[str, float]:
-    """Per-batch sums of the validation metrics (per-image values, or a batch mean times B)."""
-    from colorlib import metrics
-
-    values = {
-        "psnr": metrics.psnr(pred_rgb, real_rgb),
-        "ssim": metrics.ssim(pred_rgb, real_rgb),
-        "colorfulness": metrics.colorfulness(pred_rgb),
-        "colorfulness_real": metrics.colorfulness(real_rgb),
-    }
-    batch = pred_rgb.shape[0]
-    return {k: float(v.float().sum()) if v.dim() else float(v) * batch for k, v in values.items()}
+    print_main(f"resuming from {run.checkpoint_path} at step {run.progress.step}")
 
 
 def _validate(run: _Run, stage: Stage) -> None:
-    """Metrics on the validation photos and the sample colourisations (rank 0 only)."""
+    """Validation metrics and sample colourisations into the run's records (rank 0 only)."""
     if not run.info.is_main:
         return
-    generator, size, keep = ddp.unwrap(run.generator), run.config.batch_size, []
-    training = generator.training
-    generator.eval()
-    sums: dict[str, float] = {}
-    with torch.no_grad(), _fork_rng(run.device):
-        for start in range(0, len(run.val_L), size):
-            L = run.val_L[start : start + size].to(run.device)
-            real_ab = run.val_ab[start : start + size].to(run.device)
-            with run.precision.autocast():
-                fake_ab = generator(L).float()
-            batch = _metric_sums(L_ab_to_rgb(L, fake_ab), L_ab_to_rgb(L, real_ab))
-            sums = {k: sums.get(k, 0.0) + v for k, v in batch.items()}
-            if start < run.config.num_sample_images:
-                keep.append(fake_ab)
-    generator.train(training)
+    k = run.config.num_sample_images if run.samples else 0
+    metrics, sample_ab = validate(
+        ddp.unwrap(run.generator),
+        run.val_L,
+        run.val_ab,
+        run.config.batch_size,
+        run.precision,
+        run.device,
+        k,
+    )
     p = run.progress
-    metrics = {k: v / len(run.val_L) for k, v in sums.items()}
-    row = {"step": p.step, "stage": stage.name, "time": p.elapsed, "metrics": metrics}
-    run.validations.append(row)
-    if run.samples:
+    run.validations.append(
+        {"step": p.step, "stage": stage.name, "time": p.elapsed, "metrics": metrics}
+    )
+    if k:
         run.samples["steps"].append(p.step)
         run.samples["stages"].append(stage.name)
-        run.samples["ab"].append(_quantise(torch.cat(keep)[: run.config.num_sample_images]))
+        run.samples["ab"].append(_quantise(sample_ab))
 
 
 def _save(run: _Run) -> None:
@@ -406,52 +315,11 @@ def _step_function(run: _Run, stage: Stage):
     )
 
 
-def _progress_bar(run: _Run, index: int, show: bool):
-    from tqdm.auto import tqdm
-
+def _minutes_left(run: _Run, index: int) -> float | None:
     stage = run.config.stages[index]
-    return tqdm(
-        total=stage.max_steps,
-        initial=run.progress.stage_steps[index],
-        desc=f"stage {index + 1}/{len(run.config.stages)} {stage.name}",
-        unit="step",
-        disable=not (show and run.info.is_main),
-        dynamic_ncols=True,
-    )
-
-
-def _postfix(run: _Run, index: int, losses: dict[str, float]) -> dict[str, str]:
-    shown = {k: f"{v:.3g}" for k, v in losses.items() if k.endswith("total") or k == "g_l1"}
-    stage = run.config.stages[index]
-    if stage.max_minutes is not None:
-        left = stage.max_minutes - run.progress.stage_seconds[index] / 60
-        shown["min left"] = f"{max(left, 0):.1f}"
-    return shown
-
-
-class _Interrupt:
-    hit = False
-
-
-@contextlib.contextmanager
-def _deferred_interrupt(enabled: bool):
-    """Ctrl-C sets a flag that the loop checks after each step (a second Ctrl-C stops at once)."""
-    flag = _Interrupt()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if flag.hit:
-            raise KeyboardInterrupt
-        flag.hit = True
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if stage.max_minutes is None:
+        return None
+    return stage.max_minutes - run.progress.stage_seconds[index] / 60
 
 
 def _stage_over_everywhere(run: _Run, index: int) -> bool:
@@ -471,11 +339,13 @@ def _nan_message(run: _Run, index: int, err: Exception) -> str:
     return f"{where}: non-finite loss {err}; {kept}"
 
 
-def _run_stage(run: _Run, index: int, show: bool, interrupt: _Interrupt) -> None:
+def _run_stage(run: _Run, index: int, show: bool, interrupt: Interrupt) -> None:
     config, p = run.config, run.progress
     stage = config.stages[index]
     p.stage_index, step_function = index, _step_function(run, stage)
-    batches, bar, last = _batches(run), _progress_bar(run, index, show), time.perf_counter()
+    batches, last = _batches(run), time.perf_counter()
+    initial = run.progress.stage_steps[index]
+    bar = progress_bar(config.stages, index, initial, show and run.info.is_main)
     try:
         while not _stage_over_everywhere(run, index):
             group = [next(batches) for _ in range(config.accumulate_steps)]
@@ -491,7 +361,7 @@ def _run_stage(run: _Run, index: int, show: bool, interrupt: _Interrupt) -> None
             run.history.append(
                 {"step": p.step, "stage": stage.name, "time": p.elapsed, "losses": losses}
             )
-            bar.set_postfix(_postfix(run, index, losses), refresh=False)
+            bar.set_postfix(postfix(losses, _minutes_left(run, index)), refresh=False)
             bar.update()
             if config.val_every and p.step % config.val_every == 0:
                 _validate(run, stage)
@@ -541,7 +411,7 @@ def fit(
     try:
         run = _prepare(config, train_set, val_set, device, info, checkpoint_path, resume, init_from)
         try:
-            with _deferred_interrupt(not info.enabled) as interrupt:
+            with deferred_interrupt(not info.enabled) as interrupt:
                 for index in range(run.progress.stage_index, len(config.stages)):
                     _run_stage(run, index, progress, interrupt)
                 if interrupt.hit:  # Ctrl-C during the last validation or save: still honour it
@@ -549,7 +419,7 @@ def fit(
         except KeyboardInterrupt:
             _save(run)
             where = run.checkpoint_path or "nowhere (no checkpoint_path)"
-            _print_main(f"interrupted at step {run.progress.step}; saved to {where}")
+            print_main(f"interrupted at step {run.progress.step}; saved to {where}")
             raise
         ddp.broadcast_buffers(run.generator)
         ddp.broadcast_buffers(run.discriminator)
@@ -571,85 +441,4 @@ def _result(run: _Run, loaded: bool) -> TrainResult:
         checkpoint_path=run.checkpoint_path,
         loaded=loaded,
         complete=_is_complete(run.config, run.progress),
-    )
-
-
-def _load_result(state: dict, path: Path, device) -> TrainResult:
-    config = TrainConfig.from_dict(state["config"])
-    device = get_device(None if device is None else str(device))
-    generator = rebuild_generator(config, state)
-    discriminator = build_discriminator(config)
-    if discriminator is not None and state.get("discriminator") is not None:
-        discriminator.load_state_dict(state["discriminator"])
-        discriminator = discriminator.to(device).eval()
-    progress = _Progress(**state["progress"])
-    return TrainResult(
-        config=config,
-        generator=generator.to(device).eval(),
-        discriminator=discriminator,
-        history=list(state.get("history", [])),
-        validations=list(state.get("validations", [])),
-        samples=_decode_samples(state.get("samples") or {}),
-        checkpoint_path=path,
-        loaded=True,
-        complete=_is_complete(config, progress),
-    )
-
-
-def train_or_load(
-    config: TrainConfig,
-    name: str,
-    train_set,
-    val_set,
-    device=None,
-    force: bool = False,
-    init_from=None,
-    progress: bool = True,
-) -> TrainResult:
-    """Load the finished run ``name`` if it matches ``config``, else train (or resume) it.
-
-    The checkpoint is ``colorlib.runtime.checkpoint_dir() / f"{name}.pt"``. A run *matches*
-    when its config differs at most in runtime fields (workers, logging and checkpoint
-    intervals) and stage budgets; it is *finished* when every stage of ``config`` has used up
-    its budget. A partial run is resumed; one of another config is trained again and replaced.
-
-    Args:
-        force: retrain from scratch even if a finished checkpoint exists.
-        init_from: name or path of a run whose weights start this one (see :func:`fit`), e.g.
-            ``train_or_load(gan_config, "pix2pix-pretrained-gan", ..., init_from="unet-l1")``
-            keeps both the L1-only and the GAN result.
-
-    Example:
-        >>> result = train_or_load(config, "pix2pix", train_set, val_set)
-        loaded 'pix2pix' from ~/.cache/colorlib/checkpoints/pix2pix.pt (3000 steps)
-    """
-    path = checkpoint_dir() / f"{name}.pt"
-    resume = not force
-    if path.exists() and not force:
-        try:
-            state = load_checkpoint(path)
-            saved = TrainConfig.from_dict(state["config"])
-        except (CheckpointError, TypeError, ValueError) as err:
-            _print_main(f"ignoring {path} ({err}); training from scratch")
-            resume = False
-        else:
-            diffs = config_differences(saved, config)
-            if state.get("init_from") != (None if init_from is None else str(init_from)):
-                diffs.append("init_from")
-            if diffs:
-                _print_main(f"{path} was trained with another config ({diffs}); training again")
-                resume = False
-            elif _is_complete(config, _Progress(**state["progress"])):
-                steps = state["progress"]["step"]
-                _print_main(f"loaded '{name}' from {path} ({steps} steps; force=True retrains)")
-                return _load_result(state, path, device)
-    return fit(
-        config,
-        train_set,
-        val_set,
-        device=device,
-        checkpoint_path=path,
-        resume=resume,
-        progress=progress,
-        init_from=init_from,
     )

@@ -540,3 +540,15 @@ def test_checkpoints_remember_where_the_encoder_weights_came_from(tmp_path, offl
     train.fit(gan, data, val, "cpu", tmp_path / "gan.pt", progress=False, init_from=init)
     generator, _ = load_generator(tmp_path / "gan.pt")
     assert generator.encoder_source == "imagenet:efficientnet-lite0"
+
+
+def test_result_from_checkpoint_rebuilds_the_finished_run(tmp_path):
+    config = tiny_config()
+    path = tmp_path / "run.pt"
+    done = train.fit(config, Pairs(12), Pairs(6, seed=1), "cpu", path, progress=False)
+    again = train.result_from_checkpoint(load_checkpoint(path), path)
+    assert again.loaded and again.complete and again.checkpoint_path == path
+    assert _states_equal(again.generator.state_dict(), done.generator.state_dict())
+    assert not again.generator.training
+    assert again.history == done.history and again.validations == done.validations
+    assert torch.equal(again.samples["L"], done.samples["L"])
