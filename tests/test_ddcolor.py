@@ -407,3 +407,15 @@ def test_config_is_frozen_and_rebuilds_the_model():
     rebuilt = build_ddcolor(**stored, pretrained=False)  # as from a checkpoint (lists)
     assert rebuilt.config == model.config
     rebuilt.load_state_dict(model.state_dict())
+
+
+def test_every_trainable_parameter_gets_a_gradient_so_ddp_works():
+    """DistributedDataParallel fails on trainable parameters that a step never reaches: the
+    encoder's classifier norm (held for the released checkpoints) must be frozen, the rest used.
+    tests/test_distributed.py runs DDColor under DDP for real."""
+    model = build_ddcolor("micro", pretrained=False)
+    model(torch.rand(2, 1, 64, 64) * 2 - 1).square().mean().backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert unused == []
+    assert frozen == ["encoder.arch.norm.weight", "encoder.arch.norm.bias"]

@@ -66,7 +66,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
+def _worker(rank: int, world_size: int, port: int, folder: str, model: str = "unet") -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -77,11 +77,21 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
     torch.set_num_threads(1)
     from colorlib.train import Stage, TrainConfig, fit
 
+    size = SIZE if model == "unet" else 32  # DDColor needs multiples of 32
+    if model == "unet":
+        networks = dict(model="unet", model_kwargs={"base_channels": 4, "num_downs": 3})
+    else:  # DDColor's encoder holds a classifier norm its forward never uses
+        networks = dict(
+            model="ddcolor",
+            model_kwargs={"preset": "micro", "pretrained": False},
+            objective="ddcolor",
+            optimizer="adamw",
+            perceptual_pretrained=False,
+        )
     config = TrainConfig(
-        model="unet",
-        model_kwargs={"base_channels": 4, "num_downs": 3},
+        **networks,
         discriminator_kwargs={"base_channels": 4, "num_layers": 2},
-        image_size=SIZE,
+        image_size=size,
         batch_size=2,
         stages=(Stage("pretrain", max_steps=1), Stage("gan", max_steps=2)),
         num_val_images=2,
@@ -90,8 +100,8 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
     )
     result = fit(
         config,
-        RandomPairs(16, flip=True),
-        RandomPairs(2, 1, flip=True),
+        RandomPairs(16, flip=True, size=size),
+        RandomPairs(2, 1, flip=True, size=size),
         "cpu",
         f"{folder}/ddp.pt",
         progress=False,
@@ -108,8 +118,9 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
 
 
 @pytest.mark.slow
-def test_fit_under_ddp_ends_with_identical_weights_on_both_ranks(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("model", ["unet", "ddcolor"])
+def test_fit_under_ddp_ends_with_identical_weights_on_both_ranks(tmp_path, model):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), model), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for key in ("generator", "discriminator"):
         a, b = ranks[0][key], ranks[1][key]

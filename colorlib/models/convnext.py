@@ -116,8 +116,9 @@ class ConvNeXt(nn.Module):
         )
         for i, dim in enumerate(dims):
             self.add_module(f"norm{i}", LayerNorm2d(dim))
-        # ConvNeXt's classifier norm: DDColor never uses it, the released checkpoints hold it
-        self.norm = nn.LayerNorm(dims[-1], eps=_EPS)
+        # ConvNeXt's classifier norm: DDColor never uses it, the released checkpoints hold it.
+        # Frozen, so that DistributedDataParallel does not wait for gradients it never gets.
+        self.norm = nn.LayerNorm(dims[-1], eps=_EPS).requires_grad_(False)
         self.apply(_init_weights)
 
     def forward(self, x: Tensor) -> list[Tensor]:
