@@ -9,11 +9,13 @@ Both run in this process on the same photos, same size, same workers, same batch
 is timed after one warm-up batch. Example::
 
     COLORLIB_DATA=/work/shared/data/coco-mini python benchmarks/data_bench.py --size 256
+    python benchmarks/data_bench.py --data /work/shared/data/coco-mini --json data_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -66,6 +68,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -102,11 +105,22 @@ def main(argv=None) -> None:
             best[name] = (max(best[name][0], wall), max(best[name][1], cpu))
     base_wall, base_cpu = best["baseline (PIL + skimage rgb2lab)"]
     print(f"{'':40s} {'wall-clock':>22s} {'per CPU second':>24s}")
+    rows = []
     for name, (wall, cpu) in best.items():
         print(
             f"{name:40s} {wall:8.1f} images/s {wall / base_wall:5.2f}x "
             f"{cpu:10.1f} images/s {cpu / base_cpu:5.2f}x"
         )
+        rows.append(
+            {"loader": name, "wall_ips": wall, "cpu_ips": cpu}
+            | {"wall_ratio": wall / base_wall, "cpu_ratio": cpu / base_cpu}
+        )
+    if args.json:
+        meta = {"benchmark": "data_bench", "hardware": f"CPU, {torch.get_num_threads()} threads"}
+        meta |= {"torch": torch.__version__, "source": source, "num_images": len(paths)}
+        meta |= {"size": args.size, "batch_size": args.batch_size, "workers": args.workers}
+        with open(args.json, "w") as file:
+            json.dump({**meta, "repeats": args.repeats, "rows": rows}, file, indent=1)
 
 
 if __name__ == "__main__":
