@@ -37,11 +37,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from booktoc import toc_entries
 from chromium_cdp import INSTALL_HINT, Chromium, find_chromium
 
 REPO = Path(__file__).resolve().parents[1]
-TOC = REPO / "_toc.yml"
 SOURCE_SUFFIXES = (".ipynb", ".md", ".rst")
 # a traceback, or a line starting "ValueError: ..." / "Error: ..." in any cell output
 ERROR_LINE = re.compile(
@@ -83,27 +82,6 @@ PAGE_PROBE = """(async () => {
       path: new URL(a.getAttribute("href"), location.href).pathname, text: a.innerText.trim()})),
   };
 })()"""
-
-
-def toc_entries(toc: Path = TOC) -> list[str]:
-    """The ``file`` entries of a jupyter-book ``_toc.yml``, root first, in reading order."""
-    data = yaml.safe_load(toc.read_text())
-    if not isinstance(data, dict) or "root" not in data:
-        raise ValueError(f"{toc} has no `root:` entry: expected a jupyter-book 1.x _toc.yml")
-    found = [str(data["root"])]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                found.append(str(node["file"]))
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key, []))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(data)
-    return found
 
 
 def html_path(entry: str) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from booktoc import toc_entries
 
 try:
     import tomllib
@@ -43,25 +44,6 @@ IMPORTS_COLORLIB = re.compile(r"^\s*(?:import colorlib\b|from colorlib(?:\.[\w.]
 # Toy optimisations that explain an idea, not a colorizer's training: chapter 3 fits a 1-D
 # discriminator (a small nn.Sequential) and a constant ab by Adam. Counted, so a new one fails.
 TOY_OPTIMISERS = {"03_cgan_loss.ipynb": 2}
-
-
-def toc_entries() -> list[str]:
-    """The ``root`` and every ``file`` of ``_toc.yml``, in reading order."""
-    data = yaml.safe_load((REPO / "_toc.yml").read_text())
-    found = [str(data["root"])]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                found.append(str(node["file"]))
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key, []))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(data)
-    return found
 
 
 def source_of(entry: str) -> Path | None:
