@@ -53,6 +53,7 @@ KNOWN_JS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 PAGE_PROBE = """(async () => {
   await document.fonts.ready;
   await Promise.all([...document.images].map((img) => img.decode().catch(() => null)));
+  if (window.MathJax?.startup?.promise) await window.MathJax.startup.promise;  // typeset done
   const local = (url) => !/^https?:/.test(url) || url.startsWith(location.origin);
   const article = document.querySelector("article.bd-article") || document.body;
   const h1 = article.querySelector("h1");
@@ -66,6 +67,10 @@ PAGE_PROBE = """(async () => {
     heading_visible: !!h1 && h1.getBoundingClientRect().height > 0,
     math: article.querySelectorAll(".math").length,
     mathjax: !!(window.MathJax && window.MathJax.version),
+    math_untypeset: [...article.querySelectorAll(".math")]
+      .filter((el) => !el.querySelector("mjx-container")).map((el) => el.innerText.slice(0, 80)),
+    math_errors: [...article.querySelectorAll("mjx-merror")]
+      .map((el) => el.getAttribute("data-mjx-error") || el.textContent.slice(0, 80)),
     figures: [...article.querySelectorAll(".cell_output img")].map((img) => ({
       src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight})),
     broken_images: [...document.images]
@@ -203,6 +208,11 @@ def page_problems(info: dict, js_errors: list[str], notebook: bool) -> list[str]
     problems += [f"image does not decode: {src}" for src in info["broken_images"]]
     problems += [f"resource failed: {failed}" for failed in info["failed_resources"]]
     problems += output_problems(info)[0]
+    if info["math"] and not info["mathjax"]:
+        problems.append(f"{info['math']} formulas but MathJax did not load (book/_static/mathjax)")
+    elif info.get("math_untypeset"):
+        problems.append(f"formulas left as TeX: {info['math_untypeset'][:3]}")
+    problems += [f"MathJax error: {error}" for error in info.get("math_errors", [])]
     known = [e for e in js_errors if any(k in e for k in KNOWN_JS_ERRORS)]
     problems += [f"JavaScript exception: {e.splitlines()[0]}" for e in js_errors if e not in known]
     return problems
@@ -256,6 +266,7 @@ def test_navigation_lists_every_toc_page_in_order(book_url, page):
 BROKEN_PAGE = """<!DOCTYPE html><html><head><title>Broken &#8212; Book</title>
 <link rel="stylesheet" href="missing.css"></head><body><article class="bd-article">
 <h1>Broken<a class="headerlink" href="#">#</a></h1>
+<p>The loss <span class="math notranslate nohighlight">\\(x^2\\)</span> as raw TeX.</p>
 <div class="cell"><div class="cell_output">
 <div class="output stderr"><pre>/x.py:3: UserWarning: careful</pre></div>
 <img src="missing.png" alt="figure"></div></div>
@@ -343,6 +354,7 @@ def test_probe_flags_a_broken_page(tmp_path, page):
         "ValueError: boom",
         "RuntimeError: oops",
         "JavaScript exception: TypeError: page script failed",
+        "MathJax did not load",
     ]
     for fragment in expected:
         assert sum(fragment in problem for problem in problems) == 1, (fragment, problems)
