@@ -43,12 +43,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 
 from colorlib.color import rgb_to_lab
 from colorlib.images import load_rgb
+from colorlib.infer import to_rgb_tensor
 
 __all__ = [
     "HEAD",
@@ -145,9 +145,7 @@ def annotated_photos(coco, photos: Iterable[str | os.PathLike]) -> dict[Path, in
 
 def rgb_to_lab_array(image: Image.Image) -> np.ndarray:
     """An RGB ``PIL`` image as a float64 ``(H, W, 3)`` CIELAB array (D65; colorlib.color)."""
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-    lab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1))
-    return lab.permute(1, 2, 0).numpy()
+    return rgb_to_lab(to_rgb_tensor(image).double()).permute(1, 2, 0).numpy()
 
 
 def _regions(coco, image_id: int, shape: tuple[int, int], min_area: int):
