@@ -8,7 +8,7 @@ TEST_CACHE ?= $(CURDIR)/.cache/test
 SMOKE_BOOK ?= _build/smoke
 SCREENSHOTS ?= _build/screenshots
 
-.PHONY: book test unit notebooks html-smoke lint format bench clean
+.PHONY: book test unit notebooks html-smoke chromium lint format bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,23 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	COLORLIB_CACHE=$(TEST_CACHE) COLORLIB_PROFILE=smoke $(PY) -m pytest --nbval-lax -p no:randomly book
 
-# the smoke book, opened page by page in headless Chromium (Debian: apt-get install chromium)
-html-smoke: $(STAMP)
+# headless Chromium for the browser test: Debian's package, installed when missing and this user
+# may (root, or sudo without a password); otherwise one line saying how, and the test fails
+CHROMIUM_FOUND = command -v chromium || command -v chromium-browser || command -v google-chrome \
+	|| test -x "$$COLORLIB_CHROMIUM"
+chromium:
+	@$(CHROMIUM_FOUND) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "no Chromium, and no right to install it: run 'sudo apt-get install -y chromium'" \
+	    "(or set COLORLIB_CHROMIUM to a Chrome/Chromium binary), then make test again" >&2; \
+	    exit 1; fi; \
+	  echo "installing Debian's chromium for the browser test"; \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends chromium; }
+
+# the smoke book, opened page by page in headless Chromium
+html-smoke: $(STAMP) chromium
 	COLORLIB_CACHE=$(TEST_CACHE) COLORLIB_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output $(SMOKE_BOOK) --warningiserror --keep-going
 	COLORLIB_BOOK_HTML=$(SMOKE_BOOK)/_build/html COLORLIB_BOOK_SCREENSHOTS=$(SCREENSHOTS) $(PY) -m pytest -p no:randomly -rs tests/test_book_html.py
 

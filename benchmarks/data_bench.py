@@ -8,8 +8,8 @@ resizes in one PIL call, and converts to Lab in float32 torch.
 Both run in this process on the same photos, same size, same workers, same batch size; each
 is timed after one warm-up batch. Example::
 
-    COLORLIB_DATA=/work/shared/data/coco-mini python benchmarks/data_bench.py --size 256
-    python benchmarks/data_bench.py --data /work/shared/data/coco-mini --json data_cpu.json
+    COLORLIB_DATA=../shared/data/coco-mini python benchmarks/data_bench.py --size 256
+    python benchmarks/data_bench.py --data ../shared/data/coco-mini --json data_cpu.json
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
 
     paths = find_images(args.data) if args.data else bundled_sample_paths()
-    source = args.data or "bundled samples"
+    source = os.path.relpath(args.data) if args.data else "bundled samples"
     if len(paths) < args.num_images:  # tiny folders: cycle through them
         paths = (paths * (args.num_images // len(paths) + 1))[: args.num_images]
     paths = paths[: args.num_images]

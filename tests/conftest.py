@@ -1,11 +1,17 @@
-"""Test-session settings: one torch thread (2 xdist workers share 2 cores), Agg plots."""
+"""Test-session settings: one torch thread (2 xdist workers share 2 cores), Agg plots.
+
+``COLORLIB_TEST_THREADS=2`` runs the suite with 2 torch threads instead: results must not
+depend on the thread count (nor on the CPU kind or the test order).
+"""
+
+import os
 
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("COLORLIB_TEST_THREADS", "1")))
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_title_heading_is_the_first_cell(path):
 def test_launch_badges_are_the_second_cell(path):
     nb = read(path)
     assert tagged(nb, "launch-badges") == [1], (
-        f"{path.name}: the launch-badges cell should be cell 2 (run /work/tools/badges.py)"
+        f"{path.name}: the launch-badges cell should be cell 2 (run python .ci/badges.py)"
     )
     cell = nb.cells[1]
     assert cell.cell_type == "markdown"

@@ -141,6 +141,7 @@ def test_load_generator_rebuilds_the_trained_network(trained):
     assert config == _config() and not generator.training
     L = RandomPairs(2, seed=5).L
     with torch.no_grad():
+        # bit-exact: same process, same input shapes, the same weights after the round trip
         assert torch.equal(generator(L), result.generator(L))
 
 

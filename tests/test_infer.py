@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 from skimage import color as skcolor
-from torch import nn
+from torch import Tensor, nn
 
 from colorlib import infer
 from colorlib.color import L_ab_to_rgb, rgb_to_L_ab
@@ -105,16 +105,55 @@ def test_colorize_accepts_pil_arrays_and_paths_alike(tmp_path):
         assert np.abs(output - outputs[0]).max() <= 1  # float input: rounding differences only
 
 
+class PointwiseColorizer(nn.Module):
+    """ab from L by products and sums only, pixel by pixel: IEEE-754 rounds each of them
+    correctly, so the result of every pixel is the same bits whatever the batch."""
+
+    def forward(self, L):
+        return torch.cat([0.9 * L, 0.6 - 0.8 * L * L], dim=1)
+
+
+def _per_photo_outputs(model: TinyColorizer, calls: list[Tensor]) -> list[Tensor]:
+    """Split the recorded batched outputs of ``model`` into one tensor per photo."""
+    return [one for batch in calls for one in batch]
+
+
 def test_colorize_batches_a_list_of_mixed_sizes_like_single_calls():
     images = [_gray_image(97, 61), _colour_image(40, 50), _gray_image(33, 90, seed=3)]
     model = TinyColorizer()
+    outputs: list[Tensor] = []
+    model.register_forward_hook(lambda m, args, out: outputs.append(out.detach().clone()))
     batched = colorize(model, images, size=32, batch_size=2)
     assert [image.size for image in batched] == [image.size for image in images]
     assert model.seen == [(2, 1, 32, 32), (1, 1, 32, 32)]
+    batched_ab = _per_photo_outputs(model, outputs)
+    outputs.clear()
+    singles = [colorize(model, image, size=32) for image in images]
+    single_ab = _per_photo_outputs(model, outputs)
+    # The network sees the same input for a photo whatever the batch; a convolution over a
+    # batch of 2 may sum in another order than over a batch of 1 (CPU kind, kernel, threads),
+    # so the float ab agree to float32 rounding of sums of ~80 terms of size <= 20, not bits.
+    for one, many in zip(single_ab, batched_ab, strict=True):
+        torch.testing.assert_close(one, many, rtol=1e-5, atol=1e-4)
+    # The 8-bit photos then differ only by what such an ab difference can flip: whether a
+    # pixel on the sRGB boundary gets its chroma scaled (by 1 - 2**-8 at most: 8 halvings,
+    # <= 0.6 Lab units, about 2 levels) and the 8-bit rounding (1 level).
+    for one, many in zip(singles, batched, strict=True):
+        assert np.abs(np.asarray(one, np.int16) - np.asarray(many, np.int16)).max() <= 4
+    assert colorize(model, [], size=32) == []
+
+
+def test_colorize_after_the_network_is_the_same_bits_batched_or_single():
+    # Everything after the network runs photo by photo on the same shapes in one process, so
+    # with a network whose output is batch-independent to the bit (products and sums only),
+    # batched and single calls give identical photos: guaranteed, not a CPU's luck.
+    images = [_gray_image(97, 61), _colour_image(40, 50), _gray_image(33, 90, seed=3)]
+    model = PointwiseColorizer()
+    batched = colorize(model, images, size=32, batch_size=2)
     singles = [colorize(model, image, size=32) for image in images]
     for one, many in zip(singles, batched, strict=True):
-        assert np.abs(np.asarray(one, np.int16) - np.asarray(many, np.int16)).max() <= 1
-    assert colorize(model, [], size=32) == []
+        assert np.array_equal(np.asarray(one), np.asarray(many))
+        assert np.asarray(one).std(axis=-1).mean() > 1  # it coloured something
 
 
 def test_keep_aspect_rounds_to_the_models_multiple():

@@ -96,6 +96,8 @@ def _params(module):
 
 
 def _same(a, b):
+    # bit-exact is guaranteed where this is used: one process, the same shapes and seeds, the
+    # CPU's deterministic kernels (resume == straight run, DDP ranks after all-reduce)
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
