@@ -25,8 +25,8 @@ from PIL import Image
 from skimage.color import rgb2lab
 from torch.utils.data import DataLoader, Dataset
 
-from colorlib.data import ColorizationDataset, find_images, make_loader
-from colorlib.samples import bundled_sample_paths
+from colorlib.data.datasets import ColorizationDataset, find_images, make_loader
+from colorlib.data.samples import bundled_sample_paths
 
 
 class BaselineDataset(Dataset):

@@ -38,7 +38,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from colorlib.models import convnext, ddcolor_decoder
+from colorlib.models import convnext, ddcolor_color
 from colorlib.models.ddcolor import DDColor, build_ddcolor
 
 
@@ -88,7 +88,7 @@ def _convnext_block(self, x):
 def _conv_tokens(self, level, x):
     value = self.input_proj[level](x).flatten(2) + self.level_embed.weight[level][None, :, None]
     value = value.permute(0, 2, 1)
-    pos = ddcolor_decoder.sine_position_encoding(x.shape[2], x.shape[3], value.shape[-1])
+    pos = ddcolor_color.sine_position_encoding(x.shape[2], x.shape[3], value.shape[-1])
     pos = pos.to(x.device).expand(x.shape[0], -1, -1)  # one copy per image, as DETR's
     return value + pos, value
 
@@ -97,11 +97,11 @@ def _conv_tokens(self, level, x):
 def authors_formulation():
     """Temporarily run DDColor the way the released code does (same weights, same outputs)."""
     patches = [
-        (ddcolor_decoder.Attention, "forward", _mha_default_path),
+        (ddcolor_color.Attention, "forward", _mha_default_path),
         (DDColor, "_fuse", _explicit_fusion),
         (convnext.LayerNorm2d, "forward", _channels_first_layer_norm),
         (convnext.ConvNeXtBlock, "forward", _convnext_block),
-        (ddcolor_decoder.ColorDecoder, "_tokens", _conv_tokens),
+        (ddcolor_color.ColorDecoder, "_tokens", _conv_tokens),
     ]
     saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
     try:

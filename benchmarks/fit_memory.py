@@ -35,9 +35,9 @@ VARIANTS = [  # (recipe, gradient checkpointing, amp)
 
 
 def config_for(recipe: str, checkpointing: bool, amp: bool, steps: int):
-    from colorlib import recipes, recipes_ddcolor
     from colorlib.runtime import get_profile
-    from colorlib.train import Stage
+    from colorlib.training import recipes, recipes_ddcolor
+    from colorlib.training.config import Stage
 
     profile = get_profile("gpu")
     if recipe == "ddcolor":
@@ -64,7 +64,7 @@ def config_for(recipe: str, checkpointing: bool, amp: bool, steps: int):
 def run_variant(recipe: str, checkpointing: bool, amp: bool, steps: int) -> dict:
     from train_bench import SyntheticPairs
 
-    from colorlib.train import fit
+    from colorlib.training.loop import fit
 
     config = config_for(recipe, checkpointing, amp, steps)
     data = SyntheticPairs(config.batch_size * 4, config.image_size)

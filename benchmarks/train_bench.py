@@ -1,4 +1,5 @@
-"""Training throughput: ``colorlib.train.fit`` against a bare PyTorch loop (same nets, same data).
+"""Training throughput: ``colorlib.training.loop.fit`` against a bare PyTorch loop (same nets,
+same data).
 
 For each model (pix2pix U-Net, ResNet U-Net, DDColor when built) and image size, both loops run
 the same GAN stage: a PatchGAN update on real and detached fake pairs (two backward passes),
@@ -35,19 +36,19 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorlib import distributed as ddp
-from colorlib import train as train_module
-from colorlib.losses import discriminator_fake_loss, discriminator_real_loss
 from colorlib.runtime import seed_everything
-from colorlib.train import (
+from colorlib.training import distributed as ddp
+from colorlib.training import loop as train_module
+from colorlib.training.config import (
     Stage,
     TrainConfig,
     build_discriminator,
     build_generator,
     build_objective,
     build_optimizers,
-    fit,
 )
+from colorlib.training.loop import fit
+from colorlib.training.losses import discriminator_fake_loss, discriminator_real_loss
 
 
 class SyntheticPairs(Dataset):
@@ -150,7 +151,7 @@ def bare_loop(config: TrainConfig, data: Dataset, device: torch.device, clock) -
 
 
 class _Clock:
-    """Stands in for the ``time`` module inside :mod:`colorlib.train`: fit's history then
+    """Stands in for the ``time`` module inside :mod:`colorlib.training.loop`: fit's history then
     records step times on the benchmark's clock."""
 
     def __init__(self, clock) -> None:

@@ -1,17 +1,26 @@
 """colorlib: automatic image colorization, from Lab to DDColor.
 
-The library behind the book *Automatic Image Colorization, from Lab to DDColor*:
+The library behind the book *Automatic Image Colorization, from Lab to DDColor*. Its folders
+are the stages of the pipeline, photos -> pairs -> models -> training -> evaluation -> use;
+a module imports only from its own stage or the ones above it (``tests/test_layers.py``):
 
-* :mod:`colorlib.color`: differentiable sRGB <-> Lab and the learning normalisation;
-* :mod:`colorlib.data`, :mod:`colorlib.images`, :mod:`colorlib.coco`, :mod:`colorlib.samples`:
-  photos to ``(L, ab)`` pairs, robust reading, the COCO subset, bundled fallback photos;
-* :mod:`colorlib.models`: pix2pix U-Net and PatchGAN, the ResNet18 U-Net, DDColor;
-* :mod:`colorlib.losses`, :mod:`colorlib.perceptual`, :mod:`colorlib.metrics`;
-* :mod:`colorlib.train`, :mod:`colorlib.checkpoint`: step functions, ``fit()``, checkpoints;
-* :mod:`colorlib.infer`: full-resolution :func:`colorize`; :mod:`colorlib.cli`: the command line;
-* :mod:`colorlib.runtime`: device, seeds, profiles; :mod:`colorlib.viz`: the book's figures.
+0. the base: :mod:`colorlib.color` (differentiable sRGB <-> Lab, the normalisation) and
+   :mod:`colorlib.runtime` (device, seeds, profiles, caches, the one ``say``);
+1. :mod:`colorlib.data`: photos in, ``(L, ab)`` pairs out (the one photo decoder, the gray
+   filter, the COCO subset, the bundled photos, datasets and loaders);
+2. :mod:`colorlib.models`: pure ``nn.Module`` networks and their registry (U-Net, PatchGAN,
+   the ImageNet-encoder U-Net, DDColor);
+3. :mod:`colorlib.checkpoint`: the file format, weights and architecture on disk;
+4. :mod:`colorlib.evaluation`: predictions in, numbers out (metrics, FID, validation, COCO
+   regions);
+5. :mod:`colorlib.training`: objectives, steps, ``fit``, run state, the recipe registry;
+6. :mod:`colorlib.inference`: ``colorize`` and ``load_colorizer`` (no training code);
+7. for people: :mod:`colorlib.cli` and :mod:`colorlib.commands`, :mod:`colorlib.widgets` and
+   :mod:`colorlib.gallery`, :mod:`colorlib.viz`, :mod:`colorlib.tables`,
+   :mod:`colorlib.profiling`, :mod:`colorlib.reports`.
 
-Heavy submodules are imported on first use, so ``import colorlib`` stays quick.
+The names below are the package's short cuts for the chapters' first cells; heavy submodules
+are imported on first use, so ``import colorlib`` stays quick.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "colorize": "colorlib.infer:colorize",
+    "colorize": "colorlib.inference:colorize",
     "build_model": "colorlib.models:build_model",
 }
 

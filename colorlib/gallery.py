@@ -4,10 +4,10 @@ Everything the interactive demo (:class:`colorlib.widgets.ColorizeDemo`) compute
 these small functions, tested without a browser and without ipywidgets:
 
 * :func:`uploaded_image` reads a ``FileUpload`` value (a tuple of dicts in ipywidgets 8, a dict
-  of dicts in ipywidgets 7) with :func:`colorlib.images.load_rgb`'s checks;
+  of dicts in ipywidgets 7) with :func:`colorlib.data.images.load_rgb`'s checks;
 * :func:`find_checkpoints` lists a folder's ``*.pt`` / ``*.pth`` files and
   :func:`cached_colorizer` loads each once (per file version and device) with
-  :func:`colorlib.infer.load_colorizer`, which also reads released DDColor ``{"params"}`` files;
+  :func:`colorlib.inference.load_colorizer`, which also reads released DDColor ``{"params"}`` files;
 * :func:`gray_and_colour` gives the gray input and the full-resolution colorization;
 * :func:`split_view` puts gray left of a split and colour right of it: the before-after slider
   recomposes the cached previews, the model never reruns for it;
@@ -38,6 +38,9 @@ from PIL import Image
 from torch import nn
 
 __all__ = [
+    "uploaded_file",
+    "read_photo",
+    "fit_within",
     "GRAY_BASELINE",
     "split_view",
     "png_bytes",
@@ -112,7 +115,7 @@ def download_link(
     return f'<a download="{html.escape(filename)}" href="data:image/png;base64,{data}">{label}</a>'
 
 
-def _uploaded_file(value) -> tuple[str, bytes]:
+def uploaded_file(value) -> tuple[str, bytes]:
     """``(name, content)`` of the first file of a FileUpload value (ipywidgets 7 or 8)."""
     if isinstance(value, Mapping) and "content" in value:
         entries = [value]  # one ipywidgets 8 entry on its own
@@ -142,11 +145,11 @@ def uploaded_image(value) -> Image.Image:
     Raises:
         ValueError: nothing uploaded.
         TypeError: not a FileUpload value.
-        colorlib.images.UnreadableImage: not an image (a ``ValueError`` naming the file).
+        colorlib.data.images.UnreadableImage: not an image (a ``ValueError`` naming the file).
     """
-    from colorlib.images import UnreadableImage, load_rgb
+    from colorlib.data.images import UnreadableImage, load_rgb
 
-    name, content = _uploaded_file(value)
+    name, content = uploaded_file(value)
     if not content:
         raise UnreadableImage(name, "the file is empty")
     handle, tmp = tempfile.mkstemp(prefix="colorlib-upload-")  # load_rgb's checks need a path
@@ -186,12 +189,12 @@ def find_checkpoints(folder: str | os.PathLike | None = None) -> dict[str, Path]
 
 
 def cached_colorizer(path: str | os.PathLike, device="cpu") -> tuple[nn.Module, int]:
-    """:func:`colorlib.infer.load_colorizer`, loading each file once per version and device.
+    """:func:`colorlib.inference.load_colorizer`, loading each file once per version and device.
 
     A rewritten file (new modification time or size) is loaded afresh; the last few models
     stay loaded. Returns ``(generator, size)``; raises what ``load_colorizer`` raises.
     """
-    from colorlib import infer
+    from colorlib import inference as infer
 
     path = Path(path).expanduser().resolve()
     if not path.is_file():
@@ -221,28 +224,29 @@ def gray_and_colour(
 
     With ``model=None`` the colorization is the gray baseline itself (``ab = 0``).
     """
-    from colorlib.infer import colorize, gray_baseline
+    from colorlib.data.images import gray_baseline
+    from colorlib.inference import colorize
 
     gray = gray_baseline(photo)
     return gray, gray.copy() if model is None else colorize(model, photo, size=size)
 
 
-def _read_photo(photo: str | os.PathLike | Image.Image) -> Image.Image:
+def read_photo(photo: str | os.PathLike | Image.Image) -> Image.Image:
     """A path (read with ``load_rgb``) or a PIL image of any mode -> RGB ``PIL.Image``."""
     if isinstance(photo, Image.Image):
         if photo.mode == "RGB":
             return photo
-        from colorlib.infer import to_pil, to_rgb_tensor
+        from colorlib.data.images import to_pil, to_rgb_tensor
 
         return to_pil(to_rgb_tensor(photo))
     if isinstance(photo, str | os.PathLike):
-        from colorlib.images import load_rgb
+        from colorlib.data.images import load_rgb
 
         return load_rgb(photo)
     raise TypeError(f"a photo must be a path or a PIL.Image, got {type(photo).__name__}")
 
 
-def _fit(image: Image.Image, max_side: int) -> Image.Image:
+def fit_within(image: Image.Image, max_side: int) -> Image.Image:
     """Shrink (never enlarge) so that the longer side is at most ``max_side``."""
     scale = max_side / max(image.size)
     if scale >= 1:
@@ -279,12 +283,12 @@ def static_gallery(
         model, loaded_size = cached_colorizer(model, device)
         size = size or loaded_size
     if photos is None:
-        from colorlib.samples import bundled_sample_paths
+        from colorlib.data.samples import bundled_sample_paths
 
         photos = bundled_sample_paths()
     panels = []
     for photo in photos:
-        image = _fit(_read_photo(photo), max_side)
+        image = fit_within(read_photo(photo), max_side)
         panels += [*gray_and_colour(image, model, size or 256), image]
     if not panels:
         raise ValueError("static_gallery needs at least one photo")

@@ -15,7 +15,7 @@ keeps every pixel of the photo's own lightness and lets the network supply only 
    instead of being clipped channel by channel, so lightness and hue survive: the output's Lab
    ``L`` equals the input's up to 8-bit rounding.
 
->>> from colorlib.infer import colorize
+>>> from colorlib.inference import colorize
 >>> colour = colorize(generator, "grandma.jpg", size=256)  # doctest: +SKIP
 """
 
@@ -25,141 +25,27 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from colorlib.color import L_ab_to_rgb, gray_ab_like, rgb_to_L_ab
+from colorlib.checkpoint import load_generator
+from colorlib.color import L_ab_to_rgb, rgb_to_L_ab
+from colorlib.data.images import to_pil, to_rgb_tensor
+from colorlib.models.ddcolor import DDColor, load_released_checkpoint
 
 __all__ = [
     "colorize",
     "colorize_iter",
     "colorize_L_ab",
-    "gray_baseline",
     "fit_to_gamut",
     "model_input_size",
-    "to_rgb_tensor",
-    "to_pil",
     "load_colorizer",
     "is_released_ddcolor",
 ]
 
 _GAMUT_TOLERANCE = 1e-4  # RGB overshoot treated as rounding noise, not as out of gamut
-_HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
-
-
-# ----------------------------------------------------------------------------- image <-> tensor
-
-
-def _high_depth_to_gray(image: Image.Image) -> np.ndarray:
-    """16-bit, 32-bit integer or float single-channel image -> (H, W) float32 in [0, 1].
-
-    The same range rules as ``colorlib.images`` (``I;16`` spans [0, 65535]; ``I`` and ``F``
-    are read as 8-bit, 16-bit or [0, 1] data by their values, else stretched), but without
-    rounding to 8 bits first.
-    """
-    values = np.asarray(image).astype(np.float32)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    if image.mode.startswith("I;16"):
-        scale, offset = 1 / 65535, 0.0
-    elif image.mode == "F" and low >= 0.0 and high <= 1.0:
-        scale, offset = 1.0, 0.0
-    elif low >= 0.0 and high <= 255.0:
-        scale, offset = 1 / 255, 0.0
-    elif image.mode == "I" and low >= 0.0 and high <= 65535.0:
-        scale, offset = 1 / 65535, 0.0
-    else:
-        scale, offset = 1 / max(high - low, 1e-12), low
-    return np.clip((values - offset) * scale, 0.0, 1.0)
-
-
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """A PIL image of any common mode as an (H, W, 3) float32 array in [0, 1]."""
-    if image.mode in _HIGH_DEPTH_MODES:
-        return np.repeat(_high_depth_to_gray(image)[..., None], 3, axis=-1)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # transparent pixels become white, as a viewer shows them on a page (as colorlib.images)
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def _numpy_to_array(array: np.ndarray) -> np.ndarray:
-    """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped), uint8/uint16/bool/float in [0, 1]."""
-    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
-        array = array[..., :3] if array.shape[-1] != 1 else array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
-        raise ValueError(f"image array must be HxW or HxWx{{1,3,4}}, got shape {array.shape}")
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        array = array.astype(np.float32) / 65535.0
-    elif array.dtype == np.bool_:
-        array = array.astype(np.float32)
-    elif np.issubdtype(array.dtype, np.floating):
-        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
-            raise ValueError(
-                f"a float image array must lie in [0, 1], got values in [{low:g}, {high:g}]"
-            )
-        array = array.astype(np.float32)
-    else:
-        raise TypeError(f"array dtype must be uint8, uint16, bool or float, got {array.dtype}")
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    return array
-
-
-def _load_path(path: Path) -> Image.Image:
-    """Read a photo with ``colorlib.images.load_rgb`` (EXIF orientation, CMYK, 16-bit, ...)."""
-    from colorlib.images import load_rgb
-
-    if not path.exists():
-        raise FileNotFoundError(f"image not found: {path}")
-    return load_rgb(path)
-
-
-def to_rgb_tensor(image) -> Tensor:
-    """Any supported image as a ``(3, H, W)`` float32 sRGB tensor in [0, 1].
-
-    Args:
-        image: a ``PIL.Image`` (any common mode: L, RGB, RGBA, P, CMYK, I;16, ...), a numpy
-            array (``HxW``, ``HxWx3``; uint8, uint16 or float in [0, 1]) or a path.
-
-    Raises:
-        TypeError: for another kind of object or array dtype.
-        ValueError: for a float array outside [0, 1] or an unsupported shape.
-        FileNotFoundError, colorlib.images.UnreadableImage: for a bad path.
-    """
-    if isinstance(image, (str, Path)):
-        image = _load_path(Path(image))
-    if isinstance(image, Image.Image):
-        array = _pil_to_array(image)
-    elif isinstance(image, np.ndarray):
-        array = _numpy_to_array(image)
-    else:
-        raise TypeError(
-            "image must be a PIL.Image, a numpy array, a path or a list of those, "
-            f"got {type(image).__name__}"
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"image is empty: shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
-
-
-def to_pil(rgb: Tensor) -> Image.Image:
-    """A ``(3, H, W)`` sRGB tensor in [0, 1] as an 8-bit RGB ``PIL.Image``."""
-    if rgb.dim() != 3 or rgb.shape[0] != 3:
-        raise ValueError(f"rgb must have shape (3, H, W), got {tuple(rgb.shape)}")
-    array = (rgb.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), mode="RGB")
-
-
-# ----------------------------------------------------------------------------- colour maths
 
 
 def fit_to_gamut(L: Tensor, ab: Tensor, steps: int = 8) -> Tensor:
@@ -387,18 +273,6 @@ def colorize(
     return next(colorize_iter(model, [image], size, device, batch_size, keep_aspect))
 
 
-def gray_baseline(image) -> Image.Image | list[Image.Image]:
-    """The ``ab = 0`` "colorization": the photo's own lightness as a gray RGB image.
-
-    The floor every colorizer must beat on PSNR; it also turns a colour photo into the gray
-    input of an evaluation. Accepts what :func:`colorize` accepts.
-    """
-    if isinstance(image, (list, tuple)):
-        return [gray_baseline(one) for one in image]
-    L = rgb_to_L_ab(to_rgb_tensor(image))[0]
-    return to_pil(L_ab_to_rgb(L, gray_ab_like(L)))
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 #: DDColor's own inference size (the released checkpoints were trained at 512 x 512).
@@ -425,7 +299,6 @@ def is_released_ddcolor(path: str | Path) -> bool:
 
 def _load_released_ddcolor(path: Path) -> nn.Module:
     """DDColor-tiny or -large, recognised by the width of the encoder's stem, then loaded."""
-    from colorlib.models.ddcolor import DDColor, load_released_checkpoint
 
     stem = _peek(path)["params"].get(_DDCOLOR_STEM)
     width = None if stem is None else int(stem.shape[0])
@@ -442,7 +315,7 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu") -> tupl
     """Load a generator from a colorlib checkpoint or a released DDColor checkpoint.
 
     Args:
-        path: a file written by ``colorlib.train`` / ``colorlib.checkpoint``, or a released
+        path: a file written by training (:mod:`colorlib.checkpoint`'s format), or a released
             DDColor ``.pth`` (``{"params": state_dict}``; tiny or large, told apart by shape).
         device: where to put the generator.
 
@@ -466,8 +339,6 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu") -> tupl
     if is_released_ddcolor(path):
         generator, size = _load_released_ddcolor(path), RELEASED_DDCOLOR_SIZE
     else:
-        from colorlib.checkpoint import load_generator
-
         generator, config = load_generator(path, device=device)
-        size = int(config.image_size)
+        size = int(config["image_size"])
     return generator.to(device).eval(), size

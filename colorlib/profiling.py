@@ -19,6 +19,8 @@ Three small tools that the DDColor and Performance chapters use to answer "does 
   view does not see; on an H100 the two agree within a few per cent for a DDColor step.
 * :func:`time_it` runs a function a few times after a warm-up and keeps the *median* (robust
   to the spikes of a shared machine), synchronising CUDA so that queued kernels are counted.
+* :func:`l1_training_step` is the step those tools measure in the chapters: forward, L1 loss,
+  backward, optionally under autocast and split into micro-batches (gradient accumulation).
 
 Nothing here changes what the measured code computes; the trackers only watch.
 """
@@ -35,7 +37,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["saved_for_backward", "PeakMemory", "Timing", "time_it"]
+__all__ = ["saved_for_backward", "PeakMemory", "Timing", "time_it", "l1_training_step"]
 
 
 def _tensors(values: Iterable[torch.Tensor], name: str) -> list[torch.Tensor]:
@@ -253,3 +255,64 @@ def time_it(
             sync(device)
         times.append(time.perf_counter() - start)
     return Timing(tuple(times))
+
+
+def l1_training_step(
+    model: torch.nn.Module,
+    L: torch.Tensor,
+    real_ab: torch.Tensor,
+    amp: bool = False,
+    accumulate: int = 1,
+) -> float:
+    """One generator step without the optimiser: zero the gradients, L1 loss, backward.
+
+    The step whose time and memory the chapters measure (an optimiser's step and state exist
+    between steps anyway). With ``amp``, the forward pass runs under :func:`torch.autocast`
+    in float16 on CUDA and bfloat16 elsewhere; the loss is taken in float32. With
+    ``accumulate=k`` the batch runs as ``k`` micro-batches (:func:`torch.tensor_split`),
+    each loss weighted by its share of the batch, whose gradients add up in ``.grad``: the
+    full batch's mean L1 and its gradient, up to rounding, unless a layer depends on the
+    batch (BatchNorm in training mode), with the activations of one micro-batch at a time.
+
+    Args:
+        model: maps ``L`` to a prediction of ``real_ab``'s shape.
+        L: the input batch.
+        real_ab: the target, one per image of ``L``.
+        amp: run the forward pass under autocast.
+        accumulate: micro-batches, from 1 to the batch size.
+
+    Returns:
+        The batch's mean absolute error, as a float.
+
+    Raises:
+        ValueError: for targets of another batch size or shape than the prediction, or an
+            ``accumulate`` outside 1 to the batch size.
+    """
+    if L.shape[:1] != real_ab.shape[:1]:
+        raise ValueError(
+            f"L {tuple(L.shape)} and real_ab {tuple(real_ab.shape)}: batch sizes differ"
+        )
+    batch = len(L)
+    if (
+        isinstance(accumulate, bool)
+        or not isinstance(accumulate, int)
+        or not 1 <= accumulate <= batch
+    ):
+        raise ValueError(
+            f"accumulate must be an integer from 1 to the batch ({batch}), got {accumulate!r}"
+        )
+    model.zero_grad(set_to_none=True)
+    dtype = torch.float16 if L.device.type == "cuda" else torch.bfloat16
+    total = torch.zeros((), device=L.device)
+    parts = zip(L.tensor_split(accumulate), real_ab.tensor_split(accumulate), strict=True)
+    for L_part, ab_part in parts:
+        with torch.autocast(L.device.type, dtype=dtype, enabled=amp):
+            prediction = model(L_part).float()
+        if prediction.shape != ab_part.shape:
+            raise ValueError(
+                f"the model predicts {tuple(prediction.shape)} for real_ab {tuple(ab_part.shape)}"
+            )
+        loss = (prediction - ab_part).abs().mean() * (len(L_part) / batch)
+        loss.backward()
+        total += loss.detach()
+    return float(total)  # one host synchronisation, after the last backward

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -34,7 +35,15 @@ __all__ = [
     "cache_dir",
     "checkpoint_dir",
     "setup",
+    "say",
 ]
+
+
+def say(message: str) -> None:
+    """colorlib's one way to tell the user what it does instead (offline fallbacks, skipped
+    steps): one line on stderr, prefixed ``[colorlib]``, flushed at once so that it shows in a
+    notebook before a long computation starts."""
+    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

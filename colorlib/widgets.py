@@ -3,8 +3,8 @@
 :class:`ColorizeDemo` holds the controls and only wires them to the pure functions of
 :mod:`colorlib.gallery` (upload reading, checkpoint listing and caching, gray and colour
 images, the before-after split, PNG bytes and the download link), which are tested without a
-browser and re-exported here with :func:`~colorlib.gallery.static_gallery`, the demo's static
-twin for the HTML book. Its callbacks are methods (``select_photo``, ``select_model``,
+browser; :func:`~colorlib.gallery.static_gallery` is the demo's static twin for the HTML
+book. Its callbacks are methods (``select_photo``, ``select_model``,
 ``add_checkpoint``, ``load_upload``, ``set_split``) that tests call directly. Errors from user
 data (an unreadable upload, a bad checkpoint) go to the status line, never a traceback.
 ipywidgets is imported only when a demo is built. Only APIs shared by ipywidgets 7 and 8 are
@@ -24,37 +24,21 @@ from pathlib import Path
 
 from PIL import Image
 
-from colorlib.gallery import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
 from colorlib.gallery import (
     GRAY_BASELINE,
-    _fit,
-    _read_photo,
-    _uploaded_file,
     cached_colorizer,
-    clear_model_cache,
     download_link,
     find_checkpoints,
+    fit_within,
     gray_and_colour,
     png_bytes,
+    read_photo,
     split_view,
-    static_gallery,
+    uploaded_file,
     uploaded_image,
 )
 
-__all__ = [
-    "GRAY_BASELINE",
-    "split_view",
-    "png_bytes",
-    "download_link",
-    "uploaded_image",
-    "find_checkpoints",
-    "cached_colorizer",
-    "clear_model_cache",
-    "gray_and_colour",
-    "static_gallery",
-    "ColorizeDemo",
-    "colorize_demo",
-]
+__all__ = ["ColorizeDemo", "colorize_demo"]
 
 _MESSAGE_LENGTH = 240  # characters of an error shown on the status line
 
@@ -123,8 +107,8 @@ class ColorizeDemo:
         max_side: int = 1024,
         preview_side: int = 320,
     ) -> None:
+        from colorlib.data.samples import bundled_sample_paths
         from colorlib.runtime import get_device
-        from colorlib.samples import bundled_sample_paths
 
         self.device = get_device(None if device is None else str(device))
         self.max_side, self.preview_side = max_side, preview_side
@@ -241,7 +225,7 @@ class ColorizeDemo:
         if name not in self.photos:
             raise ValueError(f"unknown photo {name!r}; choose one of {list(self.photos)}")
         try:
-            photo = _fit(_read_photo(self.photos[name]), self.max_side)
+            photo = fit_within(read_photo(self.photos[name]), self.max_side)
         except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
             self._show(self.photo_picker, "value", self.photo_name)
             self._fail(f"cannot read photo {name!r}", err)
@@ -310,8 +294,8 @@ class ColorizeDemo:
         if not value:
             return  # an emptied upload widget
         try:
-            filename = _uploaded_file(value)[0]
-            photo = _fit(uploaded_image(value), self.max_side)
+            filename = uploaded_file(value)[0]
+            photo = fit_within(uploaded_image(value), self.max_side)
         except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
             self._fail("cannot read the upload", err)
             return
@@ -344,7 +328,7 @@ class ColorizeDemo:
             return
         seconds = time.perf_counter() - start
         self._previews = tuple(
-            _fit(image, self.preview_side) for image in (self.gray, self.result, self.photo)
+            fit_within(image, self.preview_side) for image in (self.gray, self.result, self.photo)
         )
         for widget, image in zip(
             (self.gray_image, self.colour_image, self.original_image), self._previews, strict=True

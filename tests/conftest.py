@@ -1,10 +1,12 @@
 """Test-session settings: one torch thread (2 xdist workers share 2 cores), Agg plots.
 
-``COLORLIB_TEST_THREADS=2`` runs the suite with 2 torch threads instead: results must not
+The torch hub cache is a fresh temporary folder. ``COLORLIB_TEST_THREADS=2`` runs the suite
+with 2 torch threads instead: results must not
 depend on the thread count (nor on the CPU kind or the test order).
 """
 
 import os
+import tempfile
 
 import matplotlib
 import pytest
@@ -12,6 +14,9 @@ import torch
 
 matplotlib.use("Agg")
 torch.set_num_threads(int(os.environ.get("COLORLIB_TEST_THREADS", "1")))
+# A torch hub cache of the test run's own: a test that seeds fake ImageNet weights must never
+# leave them where the book (or the user) would load them as real ones.
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="colorlib-test-torch-")
 
 
 @pytest.fixture

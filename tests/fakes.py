@@ -1,17 +1,44 @@
-"""Stand-in data shared by the training-loop tests (not a test module)."""
+"""Stand-in data shared by the tests (not a test module): pairs for training, small photos."""
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
+
+
+def quadrants(width: int = 64, height: int = 48) -> Image.Image:
+    """Red top-left, green top-right, blue bottom-left, white bottom-right."""
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[: height // 2, : width // 2] = (255, 0, 0)
+    rgb[: height // 2, width // 2 :] = (0, 255, 0)
+    rgb[height // 2 :, : width // 2] = (0, 0, 255)
+    rgb[height // 2 :, width // 2 :] = 255
+    return Image.fromarray(rgb)
+
+
+def saved(image: Image.Image, path: Path, **kwargs) -> Path:
+    """``image`` written to ``path`` (format from the suffix); returns ``path``."""
+    image.save(path, **kwargs)
+    return path
 
 
 class RandomPairs(Dataset):
     """``n`` fixed random ``(L (1, S, S), ab (2, S, S))`` pairs; with ``flip``, a horizontal flip
-    drawn from torch's global RNG per item, like the real dataset's augmentation stream."""
+    drawn from torch's global RNG per item, like the real dataset's augmentation stream. With
+    ``learnable``, ab follows L (``(0.3, -0.2) * L`` plus a little noise), so a network can
+    learn it and a loss must fall; otherwise ab is uniform noise in [0, 0.3)."""
 
-    def __init__(self, n, seed=0, flip=False, size=16):
+    def __init__(self, n, seed=0, flip=False, size=16, learnable=False):
         g = torch.Generator().manual_seed(seed)
         self.L = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.ab = 0.3 * torch.rand(n, 2, size, size, generator=g)
+        if learnable:
+            scale = torch.tensor([0.3, -0.2]).view(2, 1, 1)
+            self.ab = (self.L.repeat(1, 2, 1, 1) * scale).clone()
+            self.ab += 0.05 * torch.randn(n, 2, size, size, generator=g)
+        else:
+            self.ab = 0.3 * torch.rand(n, 2, size, size, generator=g)
         self.flip = flip
 
     def __len__(self):

@@ -212,5 +212,5 @@ def test_chapter_defines_no_model_and_no_optimiser(path):
     optimisers = OPTIMISER.findall(code)
     allowed = TOY_OPTIMISERS.get(path.name, 0)
     assert len(optimisers) <= allowed, (
-        f"{path.name} builds optimisers {optimisers}: use colorlib.train.build_optimizers"
+        f"{path.name} builds optimisers {optimisers}: use colorlib.training.loop.build_optimizers"
     )

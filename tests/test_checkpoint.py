@@ -9,7 +9,9 @@ from fakes import RandomPairs
 
 from colorlib import checkpoint
 from colorlib.checkpoint import CheckpointError
-from colorlib.train import Stage, TrainConfig, fit
+from colorlib.training.config import Stage, TrainConfig
+from colorlib.training.loop import fit
+from colorlib.training.runstate import get_rng_state, set_rng_state
 
 SIZE = 16
 
@@ -124,21 +126,21 @@ def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
     random.seed(1)
     np.random.seed(1)  # noqa: NPY002
     torch.manual_seed(1)
-    state = {"config": {}, "generator": {}, "progress": {}, "rng": checkpoint.get_rng_state()}
+    state = {"config": {}, "generator": {}, "progress": {}, "rng": get_rng_state()}
     checkpoint.save_checkpoint(tmp_path / "rng.pt", state)
 
     def draw():
         return random.random(), np.random.rand(), torch.rand(2).tolist()  # noqa: NPY002
 
     first = draw()
-    checkpoint.set_rng_state(checkpoint.load_checkpoint(tmp_path / "rng.pt")["rng"])
+    set_rng_state(checkpoint.load_checkpoint(tmp_path / "rng.pt")["rng"])
     assert draw() == first
 
 
 def test_load_generator_rebuilds_the_trained_network(trained):
     path, result = trained
     generator, config = checkpoint.load_generator(path)
-    assert config == _config() and not generator.training
+    assert TrainConfig.from_dict(config) == _config() and not generator.training
     L = RandomPairs(2, seed=5).L
     with torch.no_grad():
         # bit-exact: same process, same input shapes, the same weights after the round trip
@@ -153,9 +155,13 @@ def test_load_generator_reports_weights_that_do_not_fit(tmp_path, trained):
     checkpoint.save_checkpoint(bad, state)
     with pytest.raises(CheckpointError, match="do not fit"):
         checkpoint.load_generator(bad)
-    state["config"]["objective"] = "nonsense"
+    state["config"]["model"] = "nonsense"  # inference reads only the network's name and size
     checkpoint.save_checkpoint(bad, state)
-    with pytest.raises(CheckpointError, match="nonsense"):
+    with pytest.raises(CheckpointError, match="invalid training config: unknown model 'nonsense'"):
+        checkpoint.load_generator(bad)
+    del state["config"]["model"]
+    checkpoint.save_checkpoint(bad, state)
+    with pytest.raises(CheckpointError, match="no model name"):
         checkpoint.load_generator(bad)
 
 
@@ -166,5 +172,5 @@ def test_load_generator_uses_the_architecture_the_network_reported(tmp_path, tra
     state["config"]["model_kwargs"] = {"base_channels": 4, "num_downs": 3, "dropout": 0.1}
     path = checkpoint.save_checkpoint(tmp_path / "resolved.pt", state)
     generator, config = checkpoint.load_generator(path)
-    assert config.model_kwargs["dropout"] == 0.1
+    assert config["model_kwargs"]["dropout"] == 0.1
     assert generator.model_kwargs == state["generator_kwargs"]

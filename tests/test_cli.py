@@ -10,9 +10,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorlib import infer
-from colorlib.cli import collect_images, format_table, main, plan_outputs
+from colorlib import inference as infer
+from colorlib.cli import main
 from colorlib.color import rgb_to_lab
+from colorlib.commands import collect_images, plan_outputs, train_configs
+from colorlib.data.images import to_rgb_tensor
+from colorlib.tables import format_table
 
 
 class TinyColorizer(nn.Module):
@@ -204,7 +207,7 @@ def test_info_prints_profile_versions_and_cache(tmp_path, capsys):
 def _tiny_checkpoint(path, **model_kwargs):
     """A real colorlib checkpoint of a 32 px U-Net, written through colorlib.checkpoint."""
     from colorlib.checkpoint import save_checkpoint
-    from colorlib.train import TrainConfig, build_generator
+    from colorlib.training.config import TrainConfig, build_generator
 
     config = TrainConfig(
         model="unet",
@@ -227,8 +230,8 @@ def test_colorize_end_to_end_with_a_real_checkpoint(tmp_path, capsys):
     assert main([*argv, "--checkpoint", str(checkpoint), "--keep-aspect"]) == 0
     with Image.open(tmp_path / "out" / "old.png") as out:
         assert out.size == (97, 61)
-        L_in = rgb_to_lab(infer.to_rgb_tensor(gray))[0]
-        L_out = rgb_to_lab(infer.to_rgb_tensor(out))[0]
+        L_in = rgb_to_lab(to_rgb_tensor(gray))[0]
+        L_out = rgb_to_lab(to_rgb_tensor(out))[0]
     assert (L_in - L_out).abs().max() < 0.5  # the same lightness (Lab units, 0-100)
 
 
@@ -241,9 +244,8 @@ def test_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
 
 
 def test_train_configs_are_the_books_recipes():
-    from colorlib import recipes, recipes_ddcolor
-    from colorlib.cli import train_configs
     from colorlib.runtime import get_profile
+    from colorlib.training import recipes, recipes_ddcolor
 
     smoke = get_profile("smoke")
     assert train_configs("unet", smoke, 3) == [recipes.recipe_config("pix2pix", smoke, 3)]

@@ -1,4 +1,4 @@
-"""Tests for colorlib.coco against a fake COCO server on 127.0.0.1 (never the internet).
+"""Tests for colorlib.data.coco against a fake COCO server on 127.0.0.1 (never the internet).
 
 The server serves a tiny COCO built in ``tmp_path``: six real 8x8 JPEGs under ``train2017/``
 and ``annotations/annotations_trainval2017.zip`` with a valid ``instances_train2017.json``.
@@ -21,14 +21,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from colorlib import coco
-from colorlib.coco import (
-    DownloadError,
-    coco_reachable,
-    download_coco_subset,
-    download_file,
-    subset_annotation_file,
-)
+from colorlib.data import coco
+from colorlib.data.coco import coco_reachable, download_coco_subset, subset_annotation_file
+from colorlib.data.download import DownloadError, download_file
 
 CATEGORIES = [
     {"id": 1, "name": "person", "supercategory": "person"},

@@ -1,12 +1,12 @@
-"""colorlib.console: the progress bar's postfix, rank-0 printing, and Ctrl-C deferral."""
+"""colorlib.training.console: the progress bar's postfix, rank-0 printing, and Ctrl-C deferral."""
 
 import os
 import signal
 
 import pytest
 
-from colorlib.config import Stage
-from colorlib.console import deferred_interrupt, postfix, print_main, progress_bar
+from colorlib.training.config import Stage
+from colorlib.training.console import deferred_interrupt, postfix, print_main, progress_bar
 
 
 def test_postfix_shows_totals_l1_and_minutes_left():

@@ -10,11 +10,11 @@ import pytest
 import torch
 from fakes import RandomPairs
 
-from colorlib import train
 from colorlib.checkpoint import load_checkpoint, load_generator
-from colorlib.infer import colorize
+from colorlib.inference import colorize
 from colorlib.models.ddcolor import DDColor, build_ddcolor
-from colorlib.train import Stage, TrainConfig
+from colorlib.training.config import Stage, TrainConfig
+from colorlib.training.loop import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -43,14 +43,14 @@ def _config(**changes) -> TrainConfig:
 def test_amp_fit_on_cuda_trains_checkpoints_and_loads_on_cpu(tmp_path):
     path = tmp_path / "amp.pt"
     data, val = RandomPairs(32, size=32), RandomPairs(8, seed=1, size=32)
-    result = train.fit(_config(), data, val, "cuda", path, progress=False)
+    result = fit(_config(), data, val, "cuda", path, progress=False)
     losses = [value for row in result.history for value in row["losses"].values()]
     assert losses and np.isfinite(losses).all()
     assert next(result.generator.parameters()).is_cuda
     state = load_checkpoint(path, map_location="cpu")
     assert state["progress"]["step"] == 10
     generator, config = load_generator(path, device="cpu")
-    assert config.amp and config.channels_last
+    assert config["amp"] and config["channels_last"]
     assert not next(generator.parameters()).is_cuda
 
 
@@ -66,10 +66,10 @@ def test_resume_on_cuda_is_as_reproducible_as_a_straight_run(tmp_path):
     data, val = RandomPairs(32, size=32), RandomPairs(8, seed=1, size=32)
     full = _config(amp=False, channels_last=False)
     part = full.replace(stages=(Stage("pretrain", max_steps=4), Stage("gan", max_steps=2)))
-    straight = train.fit(full, data, val, "cuda", tmp_path / "a.pt", progress=False)
-    again = train.fit(full, data, val, "cuda", tmp_path / "c.pt", progress=False)
-    train.fit(part, data, val, "cuda", tmp_path / "b.pt", progress=False)
-    resumed = train.fit(full, data, val, "cuda", tmp_path / "b.pt", progress=False)
+    straight = fit(full, data, val, "cuda", tmp_path / "a.pt", progress=False)
+    again = fit(full, data, val, "cuda", tmp_path / "c.pt", progress=False)
+    fit(part, data, val, "cuda", tmp_path / "b.pt", progress=False)
+    resumed = fit(full, data, val, "cuda", tmp_path / "b.pt", progress=False)
     noise = _max_diff(straight, again)
     assert _max_diff(straight, resumed) <= 10 * noise + 1e-6, f"run-to-run noise {noise:.2e}"
 

@@ -1,4 +1,5 @@
-"""Tests for colorlib.data (and colorlib.samples): sources, splits, datasets and loaders."""
+"""Tests for colorlib.data.datasets (and colorlib.data.samples): sources, splits, datasets and
+loaders."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-import colorlib.samples
-from colorlib.data import (
+import colorlib.data.samples
+from colorlib.data.datasets import (
     ColorizationDataset,
     find_images,
     load_datasets,
@@ -21,8 +22,8 @@ from colorlib.data import (
     resolve_photos,
     train_val_split,
 )
+from colorlib.data.samples import SAMPLE_NAMES, bundled_sample_paths, sample_photo
 from colorlib.runtime import PROFILES
-from colorlib.samples import SAMPLE_NAMES, bundled_sample_paths, sample_photo
 
 GREEN = (40, 180, 60)
 
@@ -198,10 +199,10 @@ def _fake_coco(monkeypatch, paths, reachable=True):
         calls.append(num_images)
         return paths[:num_images]
 
-    module = types.ModuleType("colorlib.coco")
+    module = types.ModuleType("colorlib.data.coco")
     module.coco_reachable = lambda base_url=None, timeout=3.0: reachable
     module.download_coco_subset = download_coco_subset
-    monkeypatch.setitem(sys.modules, "colorlib.coco", module)
+    monkeypatch.setitem(sys.modules, "colorlib.data.coco", module)
     return calls
 
 
@@ -212,7 +213,7 @@ def test_resolve_photos_prefers_explicit_then_env_then_coco_then_bundled(
     env = _photos(tmp_path / "env", 3)
     coco = _photos(tmp_path / "coco", 4)
     bundled = _photos(tmp_path / "bundled", 1)
-    monkeypatch.setattr(colorlib.samples, "bundled_sample_paths", lambda: bundled)
+    monkeypatch.setattr(colorlib.data.samples, "bundled_sample_paths", lambda: bundled)
     calls = _fake_coco(monkeypatch, coco)
     monkeypatch.setenv("COLORLIB_DATA", str(tmp_path / "env"))
     profile = PROFILES["smoke"].with_overrides(num_images=4)
@@ -248,8 +249,8 @@ def test_resolve_photos_reports_bad_sources(tmp_path, monkeypatch, capsys):
         raise RuntimeError("server said no")
 
     _fake_coco(monkeypatch, [])
-    monkeypatch.setattr(sys.modules["colorlib.coco"], "download_coco_subset", fail)
-    monkeypatch.setattr(colorlib.samples, "bundled_sample_paths", lambda: [Path("x.png")])
+    monkeypatch.setattr(sys.modules["colorlib.data.coco"], "download_coco_subset", fail)
+    monkeypatch.setattr(colorlib.data.samples, "bundled_sample_paths", lambda: [Path("x.png")])
     assert resolve_photos(profile=PROFILES["smoke"]) == [Path("x.png")]
     assert "server said no" in capsys.readouterr().out
 

@@ -3,12 +3,12 @@
 import copy
 from dataclasses import FrozenInstanceError, asdict
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorlib.color import AB_SCALE, L_ab_to_rgb, gray_ab_like
 from colorlib.models import build_model
 from colorlib.models.convnext import ConvNeXt, convnext_from_torchvision
 from colorlib.models.ddcolor import (
@@ -16,14 +16,11 @@ from colorlib.models.ddcolor import (
     DDColor,
     DDColorConfig,
     build_ddcolor,
+    forward_with_maps,
     load_released_checkpoint,
 )
-from colorlib.models.ddcolor_decoder import (
-    Attention,
-    PixelShuffleUp,
-    sine_position_encoding,
-    spectral_conv,
-)
+from colorlib.models.ddcolor_color import Attention, sine_position_encoding
+from colorlib.models.ddcolor_pixel import PixelShuffleUp, spectral_conv
 from colorlib.models.released import compare_with_release, released_listing
 
 TINY_WEIGHTS = "ConvNeXt_Tiny_Weights.IMAGENET1K_V1"
@@ -109,13 +106,19 @@ def test_forward_shapes_tiny_at_64px():
     assert ab.abs().max() < 1  # a fresh network predicts small, in-range chroma
 
 
-def test_forward_is_forward_rgb_of_the_gray_image_over_ab_scale():
+def test_forward_feeds_the_released_models_gray_rgb_and_returns_normalised_ab():
+    # the released DDColor sees RGB = lab2rgb(L*, 0, 0) and predicts raw Lab ab; the reference
+    # conversion is scikit-image's, independent of colorlib.color
+    from skimage.color import lab2rgb
+
     model = _micro().eval()
-    L = _L()
-    rgb = L_ab_to_rgb(L, gray_ab_like(L))
-    assert torch.allclose(rgb[:, :1].expand_as(rgb), rgb, atol=1e-2)  # gray, up to rounding
+    L = _L(batch=1)
+    lab = np.zeros((*L.shape[-2:], 3))
+    lab[..., 0] = (L[0, 0].double().numpy() + 1) * 50
+    rgb = torch.from_numpy(lab2rgb(lab)).permute(2, 0, 1)[None].float()
     with torch.no_grad():
-        assert torch.allclose(model(L), model.forward_rgb(rgb) / AB_SCALE, atol=1e-7)
+        raw_ab = model.forward_rgb(rgb)
+        torch.testing.assert_close(model(L), raw_ab / 110.0, atol=2e-4, rtol=1e-3)
 
 
 def test_ab_of_a_fresh_model_lies_in_the_normalised_range():
@@ -186,6 +189,25 @@ def test_folded_fusion_equals_the_explicit_query_maps():
     with torch.no_grad():
         explicit = model.refine_net(torch.cat((model.color_maps(rgb), model.normalize(rgb)), 1))
         assert torch.allclose(model.forward_rgb(rgb), explicit, atol=1e-5)
+
+
+def test_forward_with_maps_builds_the_query_maps_and_gives_forward_rgbs_ab():
+    model = build_ddcolor("micro", pretrained=False).eval()
+    rgb = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(1)).expand(2, 3, 64, 64)
+    fused = []
+    model.refine_net.register_forward_pre_hook(lambda _, args: fused.append(args[0]))
+    with torch.no_grad():
+        ab = forward_with_maps(model, rgb)
+        expected = model.forward_rgb(rgb)
+        maps = model.color_maps(rgb)
+    torch.testing.assert_close(ab, expected, atol=1e-4, rtol=1e-4)
+    assert ab.shape == (2, 2, 64, 64) and ab.abs().max() > 0
+    # the fusion read all Q full-resolution maps and the normalised input: 8 + 3 channels
+    assert len(fused) == 1 and fused[0].shape == (2, 8 + 3, 64, 64)
+    torch.testing.assert_close(fused[0][:, :8], maps)
+    torch.testing.assert_close(fused[0][:, 8:], model.normalize(rgb))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        forward_with_maps(model, torch.zeros(1, 3, 48, 64))
 
 
 def test_forward_projected_equals_einsum_over_the_upsampled_map():

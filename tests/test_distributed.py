@@ -1,4 +1,5 @@
-"""colorlib.distributed and fit() under DDP: two CPU processes (gloo) end with identical weights."""
+"""colorlib.training.distributed and fit() under DDP: two CPU processes (gloo) end with
+identical weights."""
 
 import os
 import socket
@@ -8,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from fakes import RandomPairs
 
-from colorlib import distributed as ddp
+from colorlib.training import distributed as ddp
 
 SIZE = 16
 
@@ -75,7 +76,8 @@ def _worker(rank: int, world_size: int, port: int, folder: str, model: str = "un
         WORLD_SIZE=str(world_size),
     )
     torch.set_num_threads(1)
-    from colorlib.train import Stage, TrainConfig, fit
+    from colorlib.training.config import Stage, TrainConfig
+    from colorlib.training.loop import fit
 
     size = SIZE if model == "unet" else 32  # DDColor needs multiples of 32
     if model == "unet":

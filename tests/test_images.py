@@ -1,47 +1,23 @@
-"""Tests for colorlib.images: robust reading of awkward files and the gray-photo filter."""
+"""Tests for colorlib.data.images: robust reading of awkward files and the gray-photo filter."""
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 import pickle
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import quadrants, saved
 from PIL import Image
 
-from colorlib.images import (
-    COLORFULNESS_THRESHOLD,
-    UnreadableImage,
-    is_gray,
-    load_rgb,
-    photo_stats,
-    scan_photos,
-)
+from colorlib.data.images import UnreadableImage, load_rgb, to_rgb_array
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
-
-
-def _quadrants(width: int = 64, height: int = 48) -> Image.Image:
-    """Red top-left, green top-right, blue bottom-left, white bottom-right."""
-    rgb = np.zeros((height, width, 3), np.uint8)
-    rgb[: height // 2, : width // 2] = (255, 0, 0)
-    rgb[: height // 2, width // 2 :] = (0, 255, 0)
-    rgb[height // 2 :, : width // 2] = (0, 0, 255)
-    rgb[height // 2 :, width // 2 :] = 255
-    return Image.fromarray(rgb)
-
-
-def _save(image: Image.Image, path: Path, **kwargs) -> Path:
-    image.save(path, **kwargs)
-    return path
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -61,16 +37,16 @@ def _pixel(image: Image.Image, xy) -> np.ndarray:
 
 
 def test_load_rgb_reads_plain_jpeg_and_png(tmp_path):
-    png = load_rgb(_save(_quadrants(), tmp_path / "q.png"))
+    png = load_rgb(saved(quadrants(), tmp_path / "q.png"))
     assert png.mode == "RGB" and png.size == (64, 48)
-    assert np.array_equal(np.asarray(png), np.asarray(_quadrants()))
-    jpeg = load_rgb(_save(_quadrants(), tmp_path / "q.jpg", quality=95))
+    assert np.array_equal(np.asarray(png), np.asarray(quadrants()))
+    jpeg = load_rgb(saved(quadrants(), tmp_path / "q.jpg", quality=95))
     assert np.abs(_pixel(jpeg, (8, 8)) - (255, 0, 0)).max() <= 8
 
 
 def test_load_rgb_rejects_truncated_jpeg(tmp_path):
     buffer = io.BytesIO()
-    _quadrants(256, 256).save(buffer, "JPEG")
+    quadrants(256, 256).save(buffer, "JPEG")
     path = tmp_path / "truncated.jpg"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(UnreadableImage, match="truncated") as info:
@@ -95,7 +71,7 @@ def test_unreadable_image_is_a_picklable_value_error(tmp_path):
 
 
 def test_load_rgb_converts_cmyk_jpeg(tmp_path):
-    path = _save(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), tmp_path / "cmyk.jpg")
+    path = saved(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), tmp_path / "cmyk.jpg")
     image = load_rgb(path)
     assert image.mode == "RGB"
     assert np.abs(_pixel(image, (8, 8)) - (255, 0, 0)).max() <= 6  # C=0 M=Y=100%: red
@@ -106,7 +82,7 @@ def test_load_rgb_composites_rgba_on_white(tmp_path):
     rgba[:, :8] = (255, 0, 0, 0)  # fully transparent red: shows the white background
     rgba[:, 8:12] = (0, 0, 255, 255)  # opaque blue
     rgba[:, 12:] = (0, 0, 0, 128)  # half-transparent black: mid gray
-    image = load_rgb(_save(Image.fromarray(rgba), tmp_path / "rgba.png"))
+    image = load_rgb(saved(Image.fromarray(rgba), tmp_path / "rgba.png"))
     assert tuple(_pixel(image, (0, 0))) == (255, 255, 255)
     assert tuple(_pixel(image, (9, 0))) == (0, 0, 255)
     assert np.abs(_pixel(image, (14, 0)) - 127).max() <= 1
@@ -116,17 +92,17 @@ def test_load_rgb_converts_palette_png_with_and_without_transparency(tmp_path):
     palette = Image.new("P", (16, 16), 1)
     palette.putpalette([0, 0, 0, 10, 200, 30] + [0, 0, 0] * 254)
     palette.paste(0, (0, 0, 8, 16))
-    opaque = load_rgb(_save(palette, tmp_path / "p.png"))
+    opaque = load_rgb(saved(palette, tmp_path / "p.png"))
     assert tuple(_pixel(opaque, (12, 0))) == (10, 200, 30)
     assert tuple(_pixel(opaque, (0, 0))) == (0, 0, 0)
-    keyed = load_rgb(_save(palette, tmp_path / "pt.png", transparency=0))
+    keyed = load_rgb(saved(palette, tmp_path / "pt.png", transparency=0))
     assert tuple(_pixel(keyed, (0, 0))) == (255, 255, 255)  # transparent index -> white
     assert tuple(_pixel(keyed, (12, 0))) == (10, 200, 30)
 
 
 def test_load_rgb_scales_16_bit_png_instead_of_clipping(tmp_path):
     values = np.array([[0, 257 * 100, 32768, 65535]], np.uint16).repeat(16, 0).repeat(4, 1)
-    path = _save(Image.fromarray(values), tmp_path / "g16.png")
+    path = saved(Image.fromarray(values), tmp_path / "g16.png")
     assert Image.open(path).mode.startswith("I;16")
     row = np.asarray(load_rgb(path))[0, ::4]  # (4, 3)
     assert np.array_equal(row[:, 0], row[:, 1]) and np.array_equal(row[:, 1], row[:, 2])
@@ -135,21 +111,21 @@ def test_load_rgb_scales_16_bit_png_instead_of_clipping(tmp_path):
 
 def test_load_rgb_scales_32_bit_int_and_float_tiffs(tmp_path):
     integer = np.array([[0, 65535]], np.int32).repeat(16, 0).repeat(8, 1)
-    image = load_rgb(_save(Image.fromarray(integer, mode="I"), tmp_path / "i.tif"))
+    image = load_rgb(saved(Image.fromarray(integer, mode="I"), tmp_path / "i.tif"))
     assert np.asarray(image)[0, ::8, 0].tolist() == [0, 255]
     floats = np.array([[0.0, 0.5, 1.0, 0.25]], np.float32).repeat(16, 0).repeat(4, 1)
-    image = load_rgb(_save(Image.fromarray(floats, mode="F"), tmp_path / "f.tif"))
+    image = load_rgb(saved(Image.fromarray(floats, mode="F"), tmp_path / "f.tif"))
     assert np.asarray(image)[0, ::4, 0].tolist() == [0, 128, 255, 64]
 
 
 def test_load_rgb_keeps_grayscale_levels(tmp_path):
     gray = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))  # (16, 64)
-    image = load_rgb(_save(Image.fromarray(gray, mode="L"), tmp_path / "l.png"))
+    image = load_rgb(saved(Image.fromarray(gray, mode="L"), tmp_path / "l.png"))
     rgb = np.asarray(image)
     assert rgb.shape == (16, 64, 3)
     assert all(np.array_equal(rgb[..., c], gray) for c in range(3))
     la = Image.merge("LA", (Image.fromarray(gray), Image.new("L", (64, 16), 255)))
-    assert np.array_equal(np.asarray(load_rgb(_save(la, tmp_path / "la.png")))[..., 0], gray)
+    assert np.array_equal(np.asarray(load_rgb(saved(la, tmp_path / "la.png")))[..., 0], gray)
 
 
 def test_load_rgb_applies_exif_orientation(tmp_path):
@@ -158,7 +134,7 @@ def test_load_rgb_applies_exif_orientation(tmp_path):
     stored[:, 20:] = (0, 0, 255)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    path = _save(Image.fromarray(stored), tmp_path / "rotated.jpg", exif=exif, quality=95)
+    path = saved(Image.fromarray(stored), tmp_path / "rotated.jpg", exif=exif, quality=95)
     image = load_rgb(path)
     assert image.size == (20, 40)  # upright: portrait
     top, bottom = _pixel(image, (10, 5)), _pixel(image, (10, 34))
@@ -168,7 +144,7 @@ def test_load_rgb_applies_exif_orientation(tmp_path):
 
 @pytest.mark.parametrize("size", [(1, 1), (4, 100)])
 def test_load_rgb_rejects_tiny_images(tmp_path, size):
-    path = _save(Image.new("RGB", size, "red"), tmp_path / "tiny.png")
+    path = saved(Image.new("RGB", size, "red"), tmp_path / "tiny.png")
     with pytest.raises(UnreadableImage, match="too small"):
         load_rgb(path)
     assert load_rgb(path, smallest_side=1).size == size
@@ -182,83 +158,29 @@ def test_load_rgb_rejects_decompression_bombs_from_the_header(tmp_path):
     path.write_bytes(_png_header(5000, 5000))  # under PIL's limit: our own check answers
     with pytest.raises(UnreadableImage, match="max_pixels=1000000"):
         load_rgb(path, max_pixels=1_000_000)
-    small = _save(_quadrants(), tmp_path / "q.png")
+    small = saved(quadrants(), tmp_path / "q.png")
     with pytest.raises(UnreadableImage, match="decompression bomb"):
         load_rgb(small, max_pixels=1000)
 
 
 def test_load_rgb_decodes_large_jpegs_at_reduced_scale(tmp_path):
-    path = _save(_quadrants(1024, 768), tmp_path / "big.jpg")
+    path = saved(quadrants(1024, 768), tmp_path / "big.jpg")
     image = load_rgb(path, min_side=100)
     assert image.size == (256, 192)  # 1/4 scale: the smallest that keeps both sides >= 100
     assert load_rgb(path).size == (1024, 768)
-    png = _save(_quadrants(400, 300), tmp_path / "big.png")
+    png = saved(quadrants(400, 300), tmp_path / "big.png")
     assert load_rgb(png, min_side=100).size == (400, 300)  # draft mode is JPEG only
 
 
-def test_photo_stats_and_is_gray(tmp_path):
-    colour = photo_stats(_save(_quadrants(), tmp_path / "c.png"))
-    assert colour.spread == 255 and colour.colorfulness > 50 and not is_gray(colour)
-    gray = np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))
-    stats = photo_stats(_save(Image.fromarray(gray).convert("RGB"), tmp_path / "g.png"))
-    assert stats.spread == 0 and stats.colorfulness == 0 and is_gray(stats)
-    near = np.stack([gray, gray, np.clip(gray.astype(int) + 2, 0, 255).astype(np.uint8)], -1)
-    stats = photo_stats(_save(Image.fromarray(near), tmp_path / "near.png"))
-    assert stats.spread == 2 and is_gray(stats) and not is_gray(stats, tolerance=1, threshold=0)
-    tinted = np.clip(gray.astype(int) - 3, 0, 255).astype(np.uint8)  # a uniformly toned print
-    sepia = np.stack([gray, gray, tinted], -1)
-    stats = photo_stats(_save(Image.fromarray(sepia), tmp_path / "sepia.png"))
-    assert stats.spread > 2 and stats.colorfulness < COLORFULNESS_THRESHOLD and is_gray(stats)
-
-
-def test_scan_photos_sorts_counts_and_caches(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    colour = _save(_quadrants(), folder / "colour.jpg")
-    gray = _save(_quadrants().convert("L"), folder / "gray.jpg")
-    tiny = _save(Image.new("RGB", (1, 1)), folder / "tiny.png")
-    (folder / "broken.jpg").write_bytes(b"not an image")
-    paths = [colour, gray, tiny, folder / "broken.jpg"]
-    result = scan_photos(paths)
-    assert result.color == [colour] and result.gray == [gray]
-    assert set(result.unreadable) == {tiny, folder / "broken.jpg"}
-    assert "too small" in result.unreadable[tiny]
-    assert result.num_cached == 0
-    summary = result.summary()
-    assert "1 colour" in summary and "1 gray dropped" in summary and "2 unreadable" in summary
-    assert "too small" in summary
-    cache_file = Path(os.environ["COLORLIB_CACHE"]) / "photo_scan.json"
-    assert cache_file.is_file()
-    again = scan_photos(paths)
-    assert again.num_cached == 4 and again.color == [colour] and again.gray == [gray]
-    # thresholds apply to cached measurements: no rescan needed
-    assert scan_photos(paths, threshold=1e9).gray == [colour, gray]
-    # an edited file is measured again
-    _save(_quadrants().convert("L"), colour)
-    os.utime(colour, ns=(1, 1))
-    edited = scan_photos(paths)
-    assert edited.num_cached == 3 and edited.gray == [colour, gray]
-
-
-@pytest.mark.coco
-def test_gray_filter_finds_coco_minis_gray_photos(tmp_path, capsys):
-    root = os.environ.get("COLORLIB_DATA")
-    if not root or not (Path(root) / "manifest.csv").is_file():
-        pytest.skip("set COLORLIB_DATA to the coco-mini folder (with manifest.csv)")
-    with open(Path(root) / "manifest.csv", newline="") as f:
-        flagged = {row["file"]: row["gray"] == "1" for row in csv.DictReader(f)}
-    paths = [Path(root) / "images" / name for name in flagged]
-    result = scan_photos(paths, cache=False)
-    found = {p.name for p in result.gray}
-    true_gray = sum(flagged[name] for name in found)
-    colour_dropped = sorted(name for name in found if not flagged[name])
-    missed = sorted(name for name, gray in flagged.items() if gray and name not in found)
-    with capsys.disabled():
-        print(
-            f"\ngray filter on coco-mini: {true_gray} of {sum(flagged.values())} flagged found, "
-            f"{len(missed)} missed, {len(colour_dropped)} manifest-colour photos dropped "
-            f"{colour_dropped}, {len(result.unreadable)} unreadable"
-        )
-    assert not missed and true_gray == 113
-    assert len(colour_dropped) <= 10  # toned / faded prints; few in any case
-    assert not result.unreadable
+def test_one_rule_for_training_and_inference_on_a_16_bit_scan(tmp_path):
+    # the same file read for inference (float, full precision) and for training (8 bits):
+    # training's pixels are inference's rounded to the nearest 8-bit level, nothing else
+    ramp = np.linspace(0, 65535, 64 * 48).astype(np.uint16).reshape(48, 64)
+    path = saved(Image.fromarray(ramp), tmp_path / "scan.png")
+    fine = to_rgb_array(path)
+    assert fine.dtype == np.float32 and fine.shape == (48, 64, 3)
+    np.testing.assert_allclose(fine[..., 0], ramp / 65535.0, atol=1e-6)  # not cut to 8 bits
+    assert len(np.unique(fine[..., 0])) > 256
+    eight = np.asarray(load_rgb(path))
+    np.testing.assert_array_equal(eight, np.rint(fine * 255.0).astype(np.uint8))
+    assert np.array_equal(to_rgb_array(Image.open(path)), fine)  # a PIL image: the same rule

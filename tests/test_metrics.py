@@ -1,15 +1,11 @@
-"""colorlib.metrics: skimage / numpy / closed-form references, FID with a seeded hub cache."""
+"""colorlib.evaluation.metrics: skimage / numpy / closed-form references, the accumulator."""
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
-from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torchvision.models import Inception_V3_Weights, inception_v3
 
-from colorlib import metrics
-from colorlib.models.pretrained import hub_cache_path
+from colorlib.evaluation import metrics
 
 RED_CF = 0.3 * np.hypot(255.0, 127.5)  # a uniform saturated red: only the mean term counts
 
@@ -170,76 +166,6 @@ def test_delta_colorfulness_is_the_difference_of_set_means():
 # --- Fréchet distance -------------------------------------------------------------------------
 
 
-def _spd(dim, seed):
-    m = np.random.default_rng(seed).normal(size=(dim, dim))
-    return m @ m.T / dim + 0.1 * np.eye(dim)
-
-
-def test_frechet_distance_closed_forms():
-    rng = np.random.default_rng(0)
-    mu, sigma = rng.normal(size=6), _spd(6, 1)
-    assert abs(metrics.frechet_distance(mu, sigma, mu, sigma)) < 1e-9
-    mu2 = mu + 1.0
-    s1, s2 = rng.uniform(0.5, 2.0, size=6), rng.uniform(0.5, 2.0, size=6)
-    expected = np.sum((mu - mu2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
-    value = metrics.frechet_distance(mu, np.diag(s1), mu2, np.diag(s2))
-    assert abs(value - expected) < 1e-9
-
-
-def test_frechet_distance_matches_scipy_sqrtm():
-    mu1, mu2 = np.zeros(8), np.full(8, 0.5)
-    s1, s2 = _spd(8, 2), _spd(8, 3)
-    covmean = scipy.linalg.sqrtm(s1 @ s2).real
-    expected = 8 * 0.25 + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
-    assert abs(metrics.frechet_distance(mu1, s1, mu2, s2) - expected) < 1e-8
-    with pytest.raises(ValueError, match="shapes"):
-        metrics.frechet_distance(mu1, s1, np.zeros(7), s2)
-
-
-def test_fid_from_features_low_rank_path_equals_covariance_path():
-    rng = np.random.default_rng(4)
-    # N < D takes the nuclear-norm path, N >= D the covariance one; both must give the same FID
-    # (to about 1e-8: square roots of the rank-deficient covariance's round-off eigenvalues)
-    for n1, n2, dim in ((5, 7, 16), (40, 30, 4)):
-        a, b = rng.normal(size=(n1, dim)), 0.5 + 2 * rng.normal(size=(n2, dim))
-        stats = [(f.mean(0), np.cov(f, rowvar=False)) for f in (a, b)]
-        expected = metrics.frechet_distance(*stats[0], *stats[1])
-        assert metrics.fid_from_features(a, b) == pytest.approx(expected, rel=1e-7)
-    with pytest.raises(ValueError, match="N >= 2"):
-        metrics.fid_from_features(a[:1], b)
-
-
-# --- FID pipeline -----------------------------------------------------------------------------
-
-
-def test_fid_offline_returns_none_with_a_message(capsys):
-    assert metrics.fid(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)) is None
-    assert "FID is not computed" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_fid_with_seeded_hub_cache_uses_the_cached_inception(capsys):
-    torch.manual_seed(0)
-    state = inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
-    path = hub_cache_path(Inception_V3_Weights.IMAGENET1K_V1.url)
-    path.parent.mkdir(parents=True)
-    torch.save(state, path)
-    extractor = metrics.load_inception("cpu")
-    assert "hub cache" in capsys.readouterr().err
-    assert torch.equal(extractor.net.Conv2d_1a_3x3.conv.weight, state["Conv2d_1a_3x3.conv.weight"])
-    extractor.train()  # must stay in eval mode
-    pred, real = _rgb(2, 3, 20, 20, dtype=torch.float32), _rgb(2, 3, 24, 24, seed=1).float()
-    with torch.no_grad():
-        f_pred, f_real = extractor(pred), extractor(real)
-    assert f_pred.shape == (2, 2048)
-    value = metrics.fid([pred[0], pred[1:]], real)  # a sequence and a tensor; loads from the cache
-    assert value == pytest.approx(metrics.fid_from_features(f_pred, f_real), rel=1e-4)
-    assert value > 0
-
-
-# --- accumulation and folders -----------------------------------------------------------------
-
-
 def test_summarize_averages_over_images():
     out = metrics.summarize([{"psnr": torch.tensor([20.0, 30.0])}, {"psnr": torch.tensor([40.0])}])
     assert out == {"psnr": 30.0, "count": 3}
@@ -262,57 +188,6 @@ def test_metric_accumulator_matches_one_big_batch():
     assert out["ssim"] == pytest.approx(metrics.ssim(pred, target).mean().item(), rel=1e-6)
     cf_pred, cf_gt = metrics.colorfulness(pred).mean(), metrics.colorfulness(target).mean()
     assert out["colorfulness"] == pytest.approx(cf_pred.item(), rel=1e-6)
-    assert out["colorfulness_gt"] == pytest.approx(cf_gt.item(), rel=1e-6)
+    assert out["colorfulness_real"] == pytest.approx(cf_gt.item(), rel=1e-6)
     expected_delta = metrics.delta_colorfulness(pred, target).item()
     assert out["delta_colorfulness"] == pytest.approx(expected_delta, rel=1e-4, abs=1e-4)
-
-
-def _write(folder, name, array):
-    folder.mkdir(exist_ok=True)
-    Image.fromarray(array).save(folder / name)
-
-
-def _to_tensor(array):
-    return torch.from_numpy(array.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
-
-
-def test_evaluate_folders_matches_names_and_metrics(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    arrays = {n: rng.integers(0, 256, (16, 20, 3), dtype=np.uint8) for n in ("a", "b", "c")}
-    for name, gt in arrays.items():
-        _write(tmp_path / "gt", f"{name}.png", gt)
-        pred = np.clip(gt.astype(int) + rng.integers(-20, 20, gt.shape), 0, 255).astype(np.uint8)
-        _write(tmp_path / "pred", f"{name}.bmp", pred)  # another extension: matched by stem
-    out = metrics.evaluate_folders(tmp_path / "pred", tmp_path / "gt", device="cpu")
-    assert "FID is not computed" in capsys.readouterr().err and out["fid"] is None
-    accumulator = metrics.MetricAccumulator()
-    for name in sorted(arrays):
-        pred = np.asarray(Image.open(tmp_path / "pred" / f"{name}.bmp"))
-        accumulator.update(_to_tensor(pred), _to_tensor(arrays[name]))
-    expected = accumulator.compute()
-    assert out["count"] == 3
-    for key in ("psnr", "ssim", "colorfulness", "colorfulness_gt", "delta_colorfulness"):
-        assert out[key] == pytest.approx(expected[key], rel=1e-6), key
-    resized = metrics.evaluate_folders(tmp_path / "pred", tmp_path / "gt", 12, with_fid=False)
-    assert resized["count"] == 3 and resized["fid"] is None
-
-
-def test_evaluate_folders_explains_bad_folders(tmp_path):
-    image = np.zeros((16, 16, 3), dtype=np.uint8)
-    (tmp_path / "empty").mkdir()
-    _write(tmp_path / "gt", "a.png", image)
-    _write(tmp_path / "gt", "b.png", image)
-    _write(tmp_path / "pred", "a.png", image)
-    _write(tmp_path / "pred", "z.png", image)
-    _write(tmp_path / "small", "a.png", image[:14])
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        metrics.evaluate_folders(tmp_path / "missing", tmp_path / "gt")
-    with pytest.raises(ValueError, match="holds no images"):
-        metrics.evaluate_folders(tmp_path / "empty", tmp_path / "gt")
-    with pytest.raises(ValueError, match=r"no ground truth \(e.g. \['z'\]\)"):
-        metrics.evaluate_folders(tmp_path / "pred", tmp_path / "gt", with_fid=False)
-    _write(tmp_path / "small", "b.png", image)
-    with pytest.raises(ValueError, match="pass size="):
-        metrics.evaluate_folders(tmp_path / "small", tmp_path / "gt", with_fid=False)
-    with pytest.raises(ValueError, match="size must be at least 11"):
-        metrics.evaluate_folders(tmp_path / "small", tmp_path / "gt", size=8)

@@ -1,4 +1,5 @@
-"""colorlib.perceptual: taps against torchvision, layer weights, gradients, freezing, weights."""
+"""colorlib.training.perceptual: taps against torchvision, layer weights, gradients, freezing,
+weights."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from torchvision.models import VGG16_BN_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from colorlib.models.pretrained import hub_cache_path
-from colorlib.perceptual import LAYER_INDICES, PerceptualLoss, vgg16_bn_features
+from colorlib.training.perceptual import LAYER_INDICES, PerceptualLoss, vgg16_bn_features
 
 SIZE = 32  # conv5_1 sees 2x2 after four poolings
 

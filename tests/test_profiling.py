@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from colorlib.profiling import PeakMemory, Timing, saved_for_backward, time_it
+from colorlib.profiling import PeakMemory, Timing, l1_training_step, saved_for_backward, time_it
 
 MB4 = 1000 * 1000 * 4  # bytes of a float32 (1000, 1000) tensor
 
@@ -178,3 +178,91 @@ def test_time_it_rejects_bad_inputs():
         time_it(lambda: None, repeats=2.5)
     with pytest.raises(TypeError, match="callable"):
         time_it(None)
+
+
+def _conv(*weights_and_biases):
+    """A 1x1 conv from 1 channel to len(weights) channels with the given weights and biases."""
+    weights, biases = zip(*weights_and_biases, strict=True)
+    conv = nn.Conv2d(1, len(weights), 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(weights).view(-1, 1, 1, 1))
+        conv.bias.copy_(torch.tensor(biases))
+    return conv
+
+
+def test_l1_training_step_loss_and_gradients_by_hand():
+    # a = 2 L + 0.5 = 1.5 and b = -L = -0.5 everywhere, target 0: loss = (1.5 + 0.5) / 2 = 1;
+    # d loss / d w_a = mean over both channels of sign(a) L = 0.5 / 2, d / d bias_a = 1 / 2
+    conv = _conv((2.0, 0.5), (-1.0, 0.0))
+    L, real_ab = torch.full((3, 1, 4, 4), 0.5), torch.zeros(3, 2, 4, 4)
+    for _ in range(2):  # the second step zeroes the first one's gradients
+        assert l1_training_step(conv, L, real_ab) == pytest.approx(1.0)
+        assert conv.weight.grad.flatten().tolist() == pytest.approx([0.25, -0.25])
+        assert conv.bias.grad.tolist() == pytest.approx([0.5, -0.5])
+
+
+def _small_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 2, 1))
+
+
+def _batch(size=5, side=16):
+    generator = torch.Generator().manual_seed(1)
+    L = torch.rand(size, 1, side, side, generator=generator) * 2 - 1
+    return L, torch.rand(size, 2, side, side, generator=generator) - 0.5
+
+
+def test_l1_training_step_matches_a_direct_computation_and_reaches_every_parameter():
+    net, (L, real_ab) = _small_net(), _batch()
+    params = list(net.parameters())
+    expected = (net(L) - real_ab).abs().mean()
+    expected_grads = torch.autograd.grad(expected, params)
+    assert l1_training_step(net, L, real_ab) == pytest.approx(expected.detach().item(), rel=1e-6)
+    for param, grad in zip(params, expected_grads, strict=True):
+        assert param.grad is not None and param.grad.abs().sum() > 0
+        torch.testing.assert_close(param.grad, grad)
+
+
+@pytest.mark.parametrize("accumulate", [2, 3, 5])
+def test_l1_training_step_accumulation_gives_the_full_batch_step(accumulate):
+    net, (L, real_ab) = _small_net(), _batch(size=5)  # 3: micro-batches of 2, 2 and 1
+    loss = l1_training_step(net, L, real_ab)
+    grads = [p.grad.clone() for p in net.parameters()]
+    assert l1_training_step(net, L, real_ab, accumulate=accumulate) == pytest.approx(loss)
+    for param, grad in zip(net.parameters(), grads, strict=True):
+        torch.testing.assert_close(param.grad, grad, atol=1e-6, rtol=1e-5)
+
+
+def test_l1_training_step_accumulation_keeps_one_micro_batch_of_activations():
+    net, (L, real_ab) = _small_net(), _batch(size=8, side=64)
+    peaks = {}
+    for accumulate in (1, 4):
+        with PeakMemory(ignore=[*net.parameters(), L, real_ab]) as tracker:
+            l1_training_step(net, L, real_ab, accumulate=accumulate)
+        peaks[accumulate] = tracker.peak
+    activation = 8 * 8 * 64 * 64 * 4  # the first conv's output, float32: 1 MiB
+    assert peaks[1] > activation and peaks[4] < 0.5 * peaks[1]
+
+
+def test_l1_training_step_amp_runs_in_bfloat16_on_the_cpu():
+    net, (L, real_ab) = _small_net(), _batch()
+    seen = []
+    net[2].register_forward_pre_hook(lambda _, args: seen.append(args[0].dtype))
+    loss = l1_training_step(net, L, real_ab, amp=True)
+    l1_training_step(net, L, real_ab)
+    # autocast casts inside the first conv, so its output (the second conv's input) shows it
+    assert seen == [torch.bfloat16, torch.float32]
+    reference = (net(L) - real_ab).abs().mean().item()
+    assert loss == pytest.approx(reference, rel=0.05)  # bfloat16 keeps about 3 digits
+    assert all(p.grad.dtype == torch.float32 for p in net.parameters())
+
+
+def test_l1_training_step_rejects_bad_inputs():
+    net, (L, real_ab) = _small_net(), _batch(size=4)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        l1_training_step(net, L, real_ab[:3])
+    with pytest.raises(ValueError, match=r"predicts \(4, 2, 16, 16\) for real_ab \(4, 3, 16, 16\)"):
+        l1_training_step(net, L, torch.zeros(4, 3, 16, 16))
+    for bad in (0, 5, True, 2.0):
+        with pytest.raises(ValueError, match="accumulate must be an integer from 1 to the batch"):
+            l1_training_step(net, L, real_ab, accumulate=bad)

@@ -1,19 +1,19 @@
-"""colorlib.recipes: the book's named training runs match the profiles and the papers, have
-one checkpoint name per profile, chain the L1 pretraining into the GAN stage, and the comparison
-helpers score predictions against the gray baseline."""
+"""colorlib.training.recipes: the book's named training runs match the profiles and the papers,
+have one checkpoint name per profile, and chain the L1 pretraining into the GAN stage."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from fakes import RandomPairs
 from PIL import Image
 from torch import nn
 
-from colorlib import recipes
 from colorlib.checkpoint import load_checkpoint
-from colorlib.data import ColorizationDataset
+from colorlib.data.datasets import ColorizationDataset
 from colorlib.runtime import PROFILES, checkpoint_dir, get_profile
+from colorlib.training import recipes, recipes_ddcolor, recipes_unet
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_pix2pix_baseline_follows_the_profile_and_the_paper(name):
     profile = PROFILES[name]
-    config = recipes.pix2pix_baseline(profile)
+    config = recipes_unet.pix2pix_baseline(profile)
     assert config.model == "unet" and config.discriminator == "patchgan"
     num_downs = int(math.log2(profile.image_size))  # 1x1 bottleneck (8 levels at 256 px)
     assert config.model_kwargs == {
@@ -45,23 +45,23 @@ def test_pix2pix_baseline_follows_the_profile_and_the_paper(name):
 
 def test_pix2pix_baseline_on_the_gpu_profile_is_the_papers_network():
     from colorlib.models.blocks import count_parameters
-    from colorlib.train import build_discriminator, build_generator
+    from colorlib.training.config import build_discriminator, build_generator
 
-    config = recipes.pix2pix_baseline(PROFILES["gpu"])
+    config = recipes_unet.pix2pix_baseline(PROFILES["gpu"])
     assert count_parameters(build_generator(config)) == 54_409_858  # "54.41 M"
     assert count_parameters(build_discriminator(config)) == 2_765_633  # "2.77 M"
 
 
 def test_pix2pix_baseline_rejects_a_size_without_a_1x1_bottleneck():
     with pytest.raises(ValueError, match="power-of-two image size, got 96"):
-        recipes.pix2pix_baseline(PROFILES["smoke"].with_overrides(image_size=96))
+        recipes_unet.pix2pix_baseline(PROFILES["smoke"].with_overrides(image_size=96))
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_pretrained_unet_stages_share_the_generator(name):
     profile = PROFILES[name]
-    pretrain = recipes.pretrained_unet(profile, "pretrain")
-    gan = recipes.pretrained_unet(profile, "gan")
+    pretrain = recipes_unet.pretrained_unet(profile, "pretrain")
+    gan = recipes_unet.pretrained_unet(profile, "gan")
     assert pretrain.model == gan.model == "resnet-unet"
     assert pretrain.model_kwargs == gan.model_kwargs == {"encoder": "auto"}  # init_from needs it
     assert pretrain.discriminator is None and [s.name for s in pretrain.stages] == ["pretrain"]
@@ -81,7 +81,7 @@ def test_pretrained_unet_stages_share_the_generator(name):
 
 def test_pretrained_unet_rejects_an_unknown_stage():
     with pytest.raises(ValueError, match="unknown stage 'l2'"):
-        recipes.pretrained_unet(PROFILES["smoke"], "l2")
+        recipes_unet.pretrained_unet(PROFILES["smoke"], "l2")
 
 
 def test_registry_builds_every_recipe_and_names_known_prerequisites():
@@ -91,7 +91,7 @@ def test_registry_builds_every_recipe_and_names_known_prerequisites():
         assert recipes.recipe_config(name, smoke, seed=3).seed == 3
         assert recipe.init_from is None or recipe.init_from in recipes.RECIPES
     assert recipes.RECIPES["pretrained-gan"].init_from == "pretrained-l1"
-    assert recipes.recipe_config("pix2pix", smoke) == recipes.pix2pix_baseline(smoke)
+    assert recipes.recipe_config("pix2pix", smoke) == recipes_unet.pix2pix_baseline(smoke)
     with pytest.raises(ValueError, match="unknown recipe 'ddcolr'"):
         recipes.recipe_config("ddcolr", smoke)
 
@@ -170,61 +170,53 @@ def test_a_retrained_prerequisite_retrains_the_gan_stage(cache, tmp_path, monkey
     assert calls[1] == ("pretrained-gan-cpu", False, "pretrained-l1-cpu")
 
 
-def test_train_briefly_takes_the_budget_in_steps_or_minutes():
-    from colorlib.losses import Pix2PixObjective
-
-    torch.manual_seed(0)
-    L = torch.rand(8, 1, 8, 8) * 2 - 1
-    pairs = [(L[i], 0.5 * L[i].repeat(2, 1, 1)) for i in range(8)]  # ab follows L: learnable
-    generator = nn.Conv2d(1, 2, 3, padding=1)
-    objective = Pix2PixObjective(lambda_l1=1.0)
-    profile = PROFILES["smoke"].with_overrides(batch_size=4)
-
-    def loss():
-        with torch.no_grad():
-            return float(objective(L, 0.5 * L.repeat(1, 2, 1, 1), generator(L), None)["total"])
-
-    before = loss()
-    steps = recipes.train_briefly(generator, objective, pairs, profile, "cpu", max_steps=30)
-    after = loss()
-    assert steps == 30 and after < before
-    assert recipes.train_briefly(generator, objective, pairs, profile, "cpu", minutes=0) == 1
-    with pytest.raises(ValueError, match="needs max_steps and/or minutes"):
-        recipes.train_briefly(generator, objective, pairs, profile)
-    with pytest.raises(ValueError, match="max_steps >= 1"):
-        recipes.train_briefly(generator, objective, pairs, profile, max_steps=0)
-    with pytest.raises(ValueError, match="empty"):
-        recipes.train_briefly(generator, objective, [], profile, max_steps=1)
+def test_one_registry_holds_every_model_the_book_trains():
+    main = [name for name, recipe in recipes.RECIPES.items() if not recipe.ablation]
+    assert main == ["pix2pix", "pretrained-l1", "pretrained-gan", "ddcolor"]  # the book's order
+    ablations = [name for name, recipe in recipes.RECIPES.items() if recipe.ablation]
+    assert ablations == [f"ddcolor-ablation-{v}" for v in recipes_ddcolor.LOSS_VARIANTS]
+    cpu = PROFILES["cpu"]
+    assert recipes.recipe_config("ddcolor", cpu) == recipes_ddcolor.ddcolor_recipe(cpu)
+    pixel = recipes.recipe_config("ddcolor-ablation-pixel", cpu)
+    assert pixel == recipes_ddcolor.ablation_recipe(cpu, "pixel")
+    assert recipes.recipe_profile("ddcolor-ablation-pixel", cpu).image_size == 64
+    assert recipes.recipe_profile("ddcolor", cpu) == cpu
+    with pytest.raises(ValueError, match="unknown recipe 'vgg'"):
+        recipes.recipe_config("vgg", cpu)
 
 
-def test_validation_pairs_and_predict_ab_keep_order_and_mode():
-    L = torch.rand(5, 1, 8, 8) * 2 - 1
-    val_set = [(L[i], torch.zeros(2, 8, 8)) for i in range(5)]
-    first_L, first_ab = recipes.validation_pairs(val_set, 3)
-    assert torch.equal(first_L, L[:3]) and first_ab.shape == (3, 2, 8, 8)
-    assert recipes.validation_pairs(val_set, 99)[0].shape[0] == 5
-    with pytest.raises(ValueError, match="num_images >= 1"):
-        recipes.validation_pairs(val_set, 0)
-
-    generator = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Dropout(0.5)).train()
-    ab = recipes.predict_ab(generator, first_L, batch_size=2)
-    # eval mode: no dropout (which would change half the values); another batch size may
-    # round differently (another kernel), so close, not bit-equal
-    torch.testing.assert_close(ab, recipes.predict_ab(generator, first_L), rtol=1e-6, atol=1e-6)
-    assert generator.training and not ab.requires_grad
+def test_recipe_chain_puts_prerequisites_first():
+    assert recipes.recipe_chain("pretrained-gan") == ["pretrained-l1", "pretrained-gan"]
+    assert recipes.recipe_chain("ddcolor") == ["ddcolor"]
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipes.recipe_chain("nope")
 
 
-def test_evaluate_predictions_scores_against_the_gray_baseline():
-    torch.manual_seed(0)
-    L = torch.rand(3, 1, 16, 16) * 2 - 1
-    real_ab = 0.3 * torch.randn(3, 2, 16, 16)
-    rows = recipes.evaluate_predictions({"perfect": real_ab, "half": real_ab / 2}, L, real_ab)
-    assert list(rows) == ["perfect", "half", "gray baseline", "real photos"]
-    assert rows["perfect"]["psnr"] > 60 and rows["perfect"]["delta_colorfulness"] < 1e-3
-    assert rows["gray baseline"]["colorfulness"] == pytest.approx(0.0, abs=0.05)
-    assert rows["gray baseline"]["psnr"] < rows["half"]["psnr"] < rows["perfect"]["psnr"]
-    real_cf = rows["real photos"]["colorfulness"]
-    assert rows["perfect"]["colorfulness"] == pytest.approx(real_cf, rel=1e-4)
-    assert rows["gray baseline"]["delta_colorfulness"] == pytest.approx(real_cf, rel=1e-4)
-    with pytest.raises(ValueError, match="prediction 'small' has shape"):
-        recipes.evaluate_predictions({"small": real_ab[:, :, :8]}, L, real_ab)
+def test_checkpoint_names_are_distinct_per_run():
+    names = {
+        recipes.checkpoint_name(recipe, PROFILES[p], seed)
+        for p in PROFILES
+        for recipe in recipes.RECIPES
+        for seed in (0, 3)
+    }
+    assert len(names) == len(PROFILES) * len(recipes.RECIPES) * 2
+    cpu = PROFILES["cpu"]
+    assert recipes.checkpoint_name("ddcolor", cpu) == "ddcolor-cpu"
+    assert recipes.checkpoint_name("ddcolor-ablation-full", cpu) == "ddcolor-ablation-full-cpu"
+    assert recipes.checkpoint_name("ddcolor", cpu, seed=3) == "ddcolor-cpu-seed3"
+
+
+def test_train_recipe_trains_ddcolor_once_then_loads(cache):
+    profile = PROFILES["smoke"].with_overrides(
+        image_size=32, batch_size=2, stage_steps=1, eval_images=2
+    )
+    data = RandomPairs(4, size=32)
+    name = "ddcolor-ablation-pixel"
+    first = recipes.train_recipe(name, profile, data, data, "cpu", progress=False)
+    assert not first.loaded and first.complete
+    assert (checkpoint_dir() / "ddcolor-ablation-pixel-smoke.pt").exists()
+    assert [row["step"] for row in first.history] == [1]
+    again = recipes.train_recipe(name, profile, data, data, "cpu", progress=False)
+    assert again.loaded
+    L = data.L[:2]
+    torch.testing.assert_close(first.generator(L), again.generator(L))

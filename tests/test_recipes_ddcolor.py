@@ -1,15 +1,14 @@
-"""colorlib.recipes_ddcolor: DDColor's recipe has the paper's objective and optimiser, is sized by
-the profile, scales the paper's learning-rate schedule to the budget, names one checkpoint per
-run, and its ablation variants differ only in the objective."""
+"""colorlib.training.recipes_ddcolor: DDColor's recipe has the paper's objective and
+optimiser, is sized by
+the profile, scales the paper's learning-rate schedule to the budget, and its ablation variants
+differ only in the objective (names and training: test_recipes.py)."""
 
 import dataclasses
 
 import pytest
-import torch
-from torch.utils.data import Dataset
 
-from colorlib import recipes_ddcolor as rd
-from colorlib.runtime import PROFILES, checkpoint_dir
+from colorlib.runtime import PROFILES
+from colorlib.training import recipes_ddcolor as rd
 
 
 @pytest.fixture
@@ -142,25 +141,8 @@ def test_smoke_ablation_of_the_full_loss_is_the_main_run():
     assert rd.ablation_profile(smoke) == smoke
 
 
-def test_checkpoint_names_are_distinct_per_run():
-    names = {
-        rd.checkpoint_name(PROFILES[p], v, a)
-        for p in PROFILES
-        for v in rd.LOSS_VARIANTS
-        for a in (False, True)
-    }
-    assert len(names) == len(PROFILES) * len(rd.LOSS_VARIANTS) * 2
-    cpu = PROFILES["cpu"]
-    assert rd.checkpoint_name(cpu) == "ddcolor-cpu"
-    assert rd.checkpoint_name(cpu, "pixel") == "ddcolor-pixel-cpu"
-    assert rd.checkpoint_name(cpu, "full", ablation=True) == "ddcolor-ablation-full-cpu"
-    assert rd.checkpoint_name(cpu, seed=3) == "ddcolor-cpu-seed3"
-    with pytest.raises(ValueError, match="unknown loss variant"):
-        rd.checkpoint_name(cpu, "everything")
-
-
 def test_recipe_builds_the_profiles_preset():
-    from colorlib.config import build_discriminator, build_generator, build_objective
+    from colorlib.training.config import build_discriminator, build_generator, build_objective
 
     config = rd.ddcolor_recipe(PROFILES["smoke"], "pixel")
     generator = build_generator(config, pretrained=False)
@@ -174,31 +156,3 @@ def test_recipe_builds_the_profiles_preset():
         "adversarial": 0.0,
         "colorfulness": 0.0,
     }
-
-
-class RandomPairs(Dataset):
-    def __init__(self, n, size):
-        g = torch.Generator().manual_seed(0)
-        self.L = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.ab = 0.2 * torch.randn(n, 2, size, size, generator=g)
-
-    def __len__(self):
-        return len(self.L)
-
-    def __getitem__(self, i):
-        return self.L[i], self.ab[i]
-
-
-def test_train_ddcolor_trains_once_then_loads(cache):
-    profile = PROFILES["smoke"].with_overrides(
-        image_size=32, batch_size=2, stage_steps=1, eval_images=2
-    )
-    data = RandomPairs(4, 32)
-    first = rd.train_ddcolor(profile, data, data, losses="pixel", progress=False)
-    assert not first.loaded and first.complete
-    assert (checkpoint_dir() / "ddcolor-pixel-smoke.pt").exists()
-    assert [row["step"] for row in first.history] == [1]
-    again = rd.train_ddcolor(profile, data, data, losses="pixel", progress=False)
-    assert again.loaded
-    L = data.L[:2]
-    assert torch.allclose(first.generator(L), again.generator(L), atol=1e-6)

@@ -1,4 +1,5 @@
-"""colorlib.regions: per-category colour error inside COCO masks, on a hand-made annotation file
+"""colorlib.evaluation.regions: per-category colour error inside COCO masks, on a hand-made
+annotation file
 whose answers are known (a red square "person", a blue "dog", a crowd box), and on coco-mini."""
 
 import json
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorlib import regions
-from colorlib.infer import gray_baseline
+from colorlib.data.images import gray_baseline
+from colorlib.evaluation import regions
 
 H, W = 64, 80
 RED, BLUE = (200, 30, 30), (30, 30, 200)
@@ -63,7 +64,7 @@ def test_find_annotation_file_next_to_or_above_the_photos(tmp_path):
     (tmp_path / "mini" / "annotations").mkdir()
     (tmp_path / "mini" / "annotations" / "instances.json").write_text("{}")
     assert regions.find_annotation_file(photos) == tmp_path / "mini/annotations/instances.json"
-    (images / "instances_train2017_subset.json").write_text("{}")  # colorlib.coco's layout
+    (images / "instances_train2017_subset.json").write_text("{}")  # colorlib.data.coco's layout
     assert regions.find_annotation_file(photos) == images / "instances_train2017_subset.json"
     assert regions.find_annotation_file([images / "1.jpg", tmp_path / "x.jpg"]) is None
     assert regions.find_annotation_file([]) is None

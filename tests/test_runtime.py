@@ -46,13 +46,17 @@ def test_profiles_are_frozen_and_overridable():
         smoke.with_overrides(image_sise=96)
 
 
-def test_device_choice():
-    assert runtime.get_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else None
-    if expected:
-        assert runtime.get_device().type == expected
-    else:
-        assert runtime.get_device().type in ("cpu", "mps")
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_device_choice_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert runtime.get_device().type == expected
+    assert runtime.get_device("cpu") == torch.device("cpu")  # a name always wins
+    assert runtime.get_device("cuda:1") == torch.device("cuda", 1)
+    assert runtime.get_profile().name == ("gpu" if cuda else "cpu")
 
 
 def test_seed_everything_makes_sampling_repeatable():

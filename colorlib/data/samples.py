@@ -1,7 +1,7 @@
 """A handful of real colour photos that ship with the installed libraries: the offline fallback.
 
 When no photo folder is given, ``COLORLIB_DATA`` is unset and COCO cannot be reached,
-``colorlib.data.resolve_photos`` still has something real to show: the colour photographs bundled
+``colorlib.data.datasets.resolve_photos`` still has something real to show: the colour photographs bundled
 inside scikit-image (``skimage.data``), scikit-learn (``load_sample_images``) and matplotlib (its
 ``sample_data`` folder). Seven photos cannot train a colorizer, but they run every chapter end
 to end and give the book its example figures (:func:`sample_photo`).
@@ -129,6 +129,6 @@ def sample_photo(name: str) -> Image.Image:
     path = _export(name)
     if path is None:
         raise ValueError(f"sample photo {name!r} is not available in this install")
-    from colorlib.images import load_rgb
+    from colorlib.data.images import load_rgb
 
     return load_rgb(path)

@@ -20,8 +20,8 @@ Choices, and how they relate to the literature:
   file, and rescales its [0, 1] inputs as if they were in [-1, 1], so its FIDs are not strictly
   comparable either.) FID is biased upwards for small sets: compare only at equal image counts.
 
-:mod:`colorlib.metrics` re-exports every name here and runs FID over folders of images
-(:func:`colorlib.metrics.evaluate_folders`).
+:mod:`colorlib.evaluation.metrics` re-exports every name here and runs FID over folders of images
+(:func:`colorlib.evaluation.folders.evaluate_folders`).
 
 >>> fid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # offline: None
 """
@@ -35,6 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from colorlib.evaluation.metrics import check_images
+from colorlib.runtime import say
+
 __all__ = [
     "InceptionFeatures",
     "load_inception",
@@ -44,18 +47,6 @@ __all__ = [
 ]
 
 INCEPTION_WEIGHTS = "Inception_V3_Weights.IMAGENET1K_V1"
-
-
-def _say(message: str) -> None:
-    from colorlib.metrics import _say as say  # metrics imports this module: import on use
-
-    say(message)
-
-
-def _check_images(x: Tensor, name: str) -> None:
-    from colorlib.metrics import _check_images as check  # the same checks and messages
-
-    check(x, name)
 
 
 class InceptionFeatures(nn.Module):
@@ -84,7 +75,7 @@ class InceptionFeatures(nn.Module):
         return self
 
     def forward(self, rgb: Tensor) -> Tensor:
-        _check_images(rgb, "rgb")
+        check_images(rgb, "rgb")
         if rgb.shape[-2:] != (299, 299):
             rgb = F.interpolate(rgb, size=(299, 299), mode="bilinear", align_corners=False)
         # ImageNet normalisation followed by torchvision's transform_input is exactly 2x - 1
@@ -97,7 +88,7 @@ def load_inception(device: torch.device | str | None = None) -> InceptionFeature
 
     weights = load_torchvision_state_dict(INCEPTION_WEIGHTS)
     if weights.state_dict is None:
-        _say(
+        say(
             "FID is not computed: it needs torchvision's ImageNet Inception-v3 weights, which are "
             "not in the torch hub cache and cannot be downloaded here (FID is reported as None)"
         )
@@ -155,7 +146,7 @@ def fid_from_features(pred_features, real_features) -> float:
 
 def _features(images: Tensor | Sequence[Tensor], extractor: nn.Module, batch_size: int):
     if isinstance(images, Tensor):
-        _check_images(images, "images")
+        check_images(images, "images")
         images = images.split(batch_size)
     device = next(extractor.parameters()).device
     out = []

@@ -1,15 +1,14 @@
-"""Image-quality metrics for colorization: PSNR, SSIM, colourfulness, delta-CF and FID.
+"""Image-quality metrics for colorization: PSNR, SSIM, colourfulness and delta-CF, on tensors.
 
 Design:
 
 * every per-image metric is a torch function on ``(B, 3, H, W)`` RGB in [0, 1] that returns one
   value per image, ``(B,)``; the reference in the tests is scikit-image (PSNR, SSIM) or a plain
   numpy transcription of the formula (colourfulness);
-* :class:`MetricAccumulator` averages those per-image values over validation batches, and
-  :func:`evaluate_folders` runs everything over two folders of images matched by name;
-* FID lives in :mod:`colorlib.fid` (Inception features, Fréchet distance; ``None`` without
-  ImageNet weights) and is re-exported here, so ``colorlib.metrics.fid`` keeps working;
-  :func:`evaluate_folders` uses it.
+* :class:`MetricAccumulator` averages those per-image values over batches: it is the one
+  accumulator of validation during training, chapter comparisons and folder evaluation;
+* FID is in :mod:`colorlib.evaluation.fid`, two folders are compared by
+  :mod:`colorlib.evaluation.folders`.
 
 Choices, and how they relate to the literature:
 
@@ -33,49 +32,30 @@ Choices, and how they relate to the literature:
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from colorlib.fid import INCEPTION_WEIGHTS as INCEPTION_WEIGHTS
-from colorlib.fid import (
-    InceptionFeatures,
-    fid,
-    fid_from_features,
-    frechet_distance,
-    load_inception,
-)
 
 __all__ = [
     "psnr",
     "ssim",
     "colorfulness",
     "delta_colorfulness",
-    "InceptionFeatures",
-    "load_inception",
-    "frechet_distance",
-    "fid_from_features",
-    "fid",
+    "check_images",
+    "SSIM_WINDOW",
     "summarize",
     "MetricAccumulator",
-    "evaluate_folders",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _SSIM_RADIUS, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2 = 5, 1.5, 0.01, 0.03
+#: side of SSIM's Gaussian window: images must be at least this large
+SSIM_WINDOW = 2 * _SSIM_RADIUS + 1
 
 
-def _say(message: str) -> None:
-    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
-
-
-def _check_images(x: Tensor, name: str, channels: int | None = 3) -> None:
+def check_images(x: Tensor, name: str, channels: int | None = 3) -> None:
+    """Raise a clear error unless ``x`` is a float ``(B, channels, H, W)`` image batch."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -86,8 +66,8 @@ def _check_images(x: Tensor, name: str, channels: int | None = 3) -> None:
 
 
 def _check_pair(pred: Tensor, target: Tensor) -> None:
-    _check_images(pred, "pred", channels=None)
-    _check_images(target, "target", channels=None)
+    check_images(pred, "pred", channels=None)
+    check_images(target, "target", channels=None)
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
 
@@ -173,7 +153,7 @@ def colorfulness(rgb: Tensor, variant: str = "ddcolor") -> Tensor:
         >>> colorfulness(red)  # 0.3 * sqrt(255^2 + 127.5^2)
         tensor([85.5304])
     """
-    _check_images(rgb, "rgb")
+    check_images(rgb, "rgb")
     if variant not in ("ddcolor", "hasler"):
         raise ValueError(f"variant must be 'ddcolor' or 'hasler', got {variant!r}")
     r, g, b = (_at_least_float32(rgb) * 255.0).flatten(2).unbind(1)  # each (B, H*W)
@@ -242,7 +222,7 @@ class MetricAccumulator:
         >>> metrics = MetricAccumulator()
         >>> for fake_rgb, real_rgb in batches:
         ...     metrics.update(fake_rgb, real_rgb)
-        >>> metrics.compute()  # psnr, ssim, colorfulness(_gt), delta_colorfulness, count
+        >>> metrics.compute()  # psnr, ssim, colorfulness(_real), delta_colorfulness, count
     """
 
     def __init__(self, variant: str = "ddcolor") -> None:
@@ -256,7 +236,7 @@ class MetricAccumulator:
                 "psnr": psnr(pred, target),
                 "ssim": ssim(pred, target),
                 "colorfulness": colorfulness(pred, self.variant),
-                "colorfulness_gt": colorfulness(target, self.variant),
+                "colorfulness_real": colorfulness(target, self.variant),
             }
         values = {key: value.detach().cpu() for key, value in values.items()}
         self._batches.append(values)
@@ -273,108 +253,5 @@ class MetricAccumulator:
         if not self._batches:
             raise ValueError("MetricAccumulator.compute() was called before any update()")
         summary = summarize(self._batches)
-        summary["delta_colorfulness"] = abs(summary["colorfulness"] - summary["colorfulness_gt"])
+        summary["delta_colorfulness"] = abs(summary["colorfulness"] - summary["colorfulness_real"])
         return summary
-
-
-def _image_files(folder: str | os.PathLike, role: str) -> dict[str, Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{role} folder {str(folder)!r} does not exist or is not a folder")
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in files:
-                raise ValueError(
-                    f"{role} folder {str(folder)!r} holds two images named {path.stem!r}: "
-                    f"{files[path.stem].name} and {path.name}"
-                )
-            files[path.stem] = path
-    if not files:
-        raise ValueError(
-            f"{role} folder {str(folder)!r} holds no images (looked for {'/'.join(IMAGE_SUFFIXES)})"
-        )
-    return files
-
-
-def _matched_pairs(pred_dir, gt_dir) -> list[tuple[Path, Path]]:
-    preds, gts = _image_files(pred_dir, "prediction"), _image_files(gt_dir, "ground-truth")
-    only_pred, only_gt = sorted(preds.keys() - gts.keys()), sorted(gts.keys() - preds.keys())
-    if only_pred or only_gt:
-        raise ValueError(
-            "the folders must hold the same file names (extensions may differ): "
-            f"{len(only_pred)} predictions have no ground truth (e.g. {only_pred[:5]}), "
-            f"{len(only_gt)} ground truths have no prediction (e.g. {only_gt[:5]})"
-        )
-    return [(preds[name], gts[name]) for name in sorted(preds)]
-
-
-def _read_rgb(path: Path, size: int | None) -> Tensor:
-    from PIL import Image
-
-    from colorlib.images import load_rgb
-
-    image = load_rgb(path)
-    if size is not None:
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-
-
-def evaluate_folders(
-    pred_dir: str | os.PathLike,
-    gt_dir: str | os.PathLike,
-    size: int | None = None,
-    *,
-    with_fid: bool = True,
-    device: torch.device | str | None = None,
-    variant: str = "ddcolor",
-) -> dict[str, float | int | None]:
-    """All metrics over two folders of images matched by file name (extension ignored).
-
-    Args:
-        pred_dir: colorized images.
-        gt_dir: the original colour photos, one per prediction.
-        size: resize both images to ``size x size`` (bicubic) first, as DDColor's evaluation
-            does at 256; ``None``: use them as they are (the sizes of each pair must agree).
-        with_fid: also compute FID (``None`` when no Inception weights or fewer than 2 images).
-        device: where to compute (default :func:`colorlib.runtime.get_device`).
-        variant: colourfulness variant, see :func:`colorfulness`.
-
-    Returns:
-        ``psnr``, ``ssim``, ``colorfulness`` (predictions), ``colorfulness_gt``,
-        ``delta_colorfulness``, ``fid`` (float or ``None``) and ``count``.
-
-    Raises:
-        FileNotFoundError: a folder is missing. ValueError: no images, names that do not match,
-        or a pair of different sizes without ``size``.
-    """
-    from colorlib.runtime import get_device
-
-    if size is not None and size < 2 * _SSIM_RADIUS + 1:
-        raise ValueError(f"size must be at least {2 * _SSIM_RADIUS + 1} (SSIM window), got {size}")
-    pairs = _matched_pairs(pred_dir, gt_dir)
-    device = get_device(None if device is None else str(device))
-    extractor = None
-    if with_fid and len(pairs) < 2:
-        _say(f"FID is not computed: it needs at least 2 images, got {len(pairs)}")
-    elif with_fid:
-        extractor = load_inception(device)
-    accumulator, features = MetricAccumulator(variant), ([], [])
-    for pred_path, gt_path in pairs:
-        pred, real = _read_rgb(pred_path, size).to(device), _read_rgb(gt_path, size).to(device)
-        if pred.shape != real.shape:
-            raise ValueError(
-                f"{pred_path.name} is {tuple(pred.shape[-2:])} but {gt_path.name} is "
-                f"{tuple(real.shape[-2:])} (height, width); pass size= to resize both"
-            )
-        accumulator.update(pred, real)
-        if extractor is not None:
-            with torch.inference_mode():
-                features[0].append(extractor(pred).cpu())
-                features[1].append(extractor(real).cpu())
-    results: dict[str, float | int | None] = dict(accumulator.compute())
-    results["fid"] = None
-    if extractor is not None:
-        results["fid"] = fid_from_features(*(torch.cat(f).double().numpy() for f in features))
-    return results

@@ -25,7 +25,7 @@ Design: :func:`find_annotation_file` looks for the instances file next to the ph
 :func:`instance_stats` measures one photo's instances given its real and predicted Lab
 arrays (numpy; evaluation only, never on the training path); :func:`evaluate_regions` runs
 colorizers (any ``gray PIL image -> RGB PIL image`` callable, e.g. a partial of
-:func:`colorlib.infer.colorize`) over photos at full resolution with a progress bar;
+:func:`colorlib.inference.colorize`) over photos at full resolution with a progress bar;
 :func:`summarise` pools the rows by model and category; :func:`category_frequency` ranks
 categories by how often COCO shows them, to split frequent from rare; :func:`instance_crops`
 cuts example crops for figures.
@@ -47,8 +47,7 @@ from PIL import Image
 from scipy import ndimage
 
 from colorlib.color import rgb_to_lab
-from colorlib.images import load_rgb
-from colorlib.infer import to_rgb_tensor
+from colorlib.data.images import gray_baseline, load_rgb, to_rgb_tensor
 
 __all__ = [
     "HEAD",
@@ -94,7 +93,7 @@ def find_annotation_file(photos: Sequence[str | os.PathLike]) -> Path | None:
     """The COCO instances file that annotates ``photos``, or None.
 
     Looks in the photos' common folder and its parent, for ``annotations/instances*.json`` and
-    ``instances*.json`` (coco-mini's layout and the one :mod:`colorlib.coco` writes). Photos
+    ``instances*.json`` (coco-mini's layout and the one :mod:`colorlib.data.coco` writes). Photos
     from several folders or none: None.
     """
     folders = {Path(p).resolve().parent for p in photos}
@@ -263,9 +262,10 @@ def evaluate_regions(
     """Run every colorizer on every photo at full resolution and measure its regions.
 
     Args:
-        colorizers: name -> ``gray L-mode PIL image -> RGB PIL image`` of the same size (e.g.
+        colorizers: name -> ``gray PIL image -> RGB PIL image`` of the same size, given the
+            photo's own lightness (:func:`colorlib.data.images.gray_baseline`; e.g.
             ``functools.partial(colorize, model, size=256)``, or
-            :func:`colorlib.infer.gray_baseline`).
+            :func:`colorlib.data.images.gray_baseline` itself).
         photos: ``{path: image_id}`` from :func:`annotated_photos` (held-back photos only).
         coco, boundary_px, min_area: as for :func:`instance_stats`.
         progress: a tqdm bar over the photos.
@@ -282,7 +282,7 @@ def evaluate_regions(
     for path, image_id in tqdm(photos.items(), desc="regions", disable=not progress):
         real = load_rgb(path)
         real_lab = rgb_to_lab_array(real)
-        gray = real.convert("L")
+        gray = gray_baseline(real)  # the photo's own L*, as training sees it
         for name, colorizer in colorizers.items():
             output = colorizer(gray)
             if output.size != real.size:

@@ -11,12 +11,15 @@ Names are resolved lazily, so importing ``colorlib.models`` does not import ever
 from __future__ import annotations
 
 import importlib
+import inspect
+import warnings
 
 from torch import nn
 
 __all__ = [
     "MODELS",
     "build_model",
+    "model_factory",
     "UNetGenerator",
     "PatchDiscriminator",
     "ResNetUNet",
@@ -41,20 +44,62 @@ _EXPORTS = {
 }
 
 
+#: the keyword through which a network's factory turns gradient checkpointing on
+_CHECKPOINTING_ARGUMENTS = ("grad_checkpointing", "gradient_checkpointing")
+
+
 def _resolve(target: str):
     module, attribute = target.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered network by name (``unet``, ``patchgan``, ``resnet-unet``, ``ddcolor``).
+def model_factory(name: str):
+    """The class or factory registered as ``name`` (imported on first use).
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return _resolve(MODELS[name])(**kwargs)
+    return _resolve(MODELS[name])
+
+
+def _accepts(factory, argument: str) -> bool:
+    try:
+        return argument in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_model(
+    name: str, /, *, pretrained: bool | None = None, grad_checkpointing: bool = False, **kwargs
+) -> nn.Module:
+    """Build a registered network by name (``unet``, ``patchgan``, ``resnet-unet``, ``ddcolor``).
+
+    Args:
+        name: the registry name.
+        pretrained: ImageNet weights for the encoder, for networks that have one (ignored by
+            the others); ``None`` keeps the network's default.
+        grad_checkpointing: recompute activations in the backward pass, for networks that
+            support it (a warning for the others).
+        **kwargs: the network's own keyword arguments (its ``model_kwargs``).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    factory, kwargs = model_factory(name), dict(kwargs)
+    if pretrained is not None and _accepts(factory, "pretrained"):
+        kwargs["pretrained"] = pretrained
+    argument = next((a for a in _CHECKPOINTING_ARGUMENTS if _accepts(factory, a)), None)
+    if grad_checkpointing and argument is not None:
+        kwargs[argument] = True
+    model = factory(**kwargs)
+    if grad_checkpointing and argument is None:
+        if hasattr(model, "set_grad_checkpointing"):
+            model.set_grad_checkpointing(True)
+        else:
+            warnings.warn(f"{name!r} does not support gradient checkpointing", stacklevel=2)
+    return model
 
 
 def __getattr__(name: str):

@@ -5,7 +5,8 @@ Design:
 * ``encoder.arch``: a ConvNeXt (:mod:`colorlib.models.convnext`) gives features at strides 4,
   8, 16, 32; ``decoder``: the pixel decoder upsamples them to 1/16, 1/8, 1/4 and a
   full-resolution embedding, and the colour decoder's queries attend to those three scales
-  (:mod:`colorlib.models.ddcolor_decoder`); ``refine_net``: the fusion, a spectral-norm 1x1
+  (:mod:`colorlib.models.ddcolor_pixel`, :mod:`colorlib.models.ddcolor_color`);
+  ``refine_net``: the fusion, a spectral-norm 1x1
   conv over ``cat(query maps, input)`` (Q + 3 channels) to raw ``ab``. Features are passed
   explicitly from part to part.
 * State-dict names and shapes of :meth:`DDColor.tiny` and :meth:`DDColor.large` are exactly
@@ -25,7 +26,6 @@ Design:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -35,14 +35,18 @@ from torch import Tensor, nn
 
 from colorlib.color import AB_SCALE, L_ab_to_rgb, gray_ab_like
 from colorlib.models.convnext import ConvNeXt
-from colorlib.models.ddcolor_decoder import (
-    ColorDecoder,
-    PixelDecoder,
-    spectral_conv,
-    spectral_weight,
-)
+from colorlib.models.ddcolor_color import ColorDecoder
+from colorlib.models.ddcolor_pixel import PixelDecoder, spectral_conv, spectral_weight
+from colorlib.runtime import say
 
-__all__ = ["DDColorConfig", "PRESETS", "DDColor", "build_ddcolor", "load_released_checkpoint"]
+__all__ = [
+    "DDColorConfig",
+    "PRESETS",
+    "DDColor",
+    "build_ddcolor",
+    "forward_with_maps",
+    "load_released_checkpoint",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -166,10 +170,6 @@ class Decoder(PixelDecoder):
         return scales, self.color_decoder(scales)
 
 
-def _say(message: str) -> None:
-    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
-
-
 class DDColor(nn.Module):
     """DDColor: ``L (B, 1, H, W)`` in [-1, 1] -> ``ab (B, 2, H, W)``, normalised (raw / 110).
 
@@ -245,19 +245,19 @@ class DDColor(nn.Module):
 
         name = self.config.encoder_weights
         if name is None:
-            _say("DDColor: this encoder has no ImageNet weights; it starts from random init")
+            say("DDColor: this encoder has no ImageNet weights; it starts from random init")
             return
         if self.mean.is_meta:
             return  # a shape-only model: nothing to load into
         weights = load_torchvision_state_dict(name)
         if not weights.available:
-            _say(
+            say(
                 f"WARNING: DDColor's ConvNeXt encoder starts from RANDOM init: {name} could not "
                 "be had (offline?). Colourisation quality will suffer until it is trained."
             )
             return
         summary = self.encoder.arch.load_torchvision_weights(weights.state_dict)
-        _say(f"DDColor encoder: {name} ({summary})")
+        say(f"DDColor encoder: {name} ({summary})")
 
     def normalize(self, rgb: Tensor) -> Tensor:
         """ImageNet normalisation of ``rgb`` in [0, 1], as the released model applies it."""
@@ -314,6 +314,23 @@ def _check_rgb(rgb: Tensor) -> None:
             f"DDColor needs height and width that are multiples of {m}, got {h}x{w} "
             f"(resize or pad to e.g. {max(m, round(h / m) * m)}x{max(m, round(w / m) * m)})"
         )
+
+
+def forward_with_maps(model: DDColor, rgb: Tensor) -> Tensor:
+    """DDColor's forward as the released code computes it: all Q maps, then the fusion.
+
+    :meth:`DDColor.forward_rgb`'s raw ``ab`` up to rounding, but the ``(B, Q, H, W)`` query maps
+    are built and go into the 1x1 fusion conv, which keeps them for the backward pass.
+
+    Args:
+        model: a DDColor network.
+        rgb: gray ``(B, 3, H, W)`` in [0, 1], H and W multiples of 32.
+
+    Returns:
+        Raw ``ab`` ``(B, 2, H, W)`` in Lab units.
+    """
+    maps = model.color_maps(rgb)  # checks rgb
+    return model.refine_net(torch.cat([maps, model.normalize(rgb)], dim=1))
 
 
 def build_ddcolor(

@@ -30,7 +30,7 @@ __all__ = ["PatchDiscriminator"]
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: ``forward(L (B, 1, H, W), ab (B, 2, H, W)) -> logits (B, 1, h, w)``.
 
-    Logits are raw scores (no sigmoid); the losses in :mod:`colorlib.losses` apply it.
+    Logits are raw scores (no sigmoid); the losses in :mod:`colorlib.training.losses` apply it.
 
     Args:
         in_channels: channels of ``cat(L, ab)`` (3).

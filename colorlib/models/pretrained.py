@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+
+from colorlib.runtime import say
 
 __all__ = ["PretrainedWeights", "load_torchvision_state_dict", "hub_cache_path", "host_reachable"]
 
@@ -61,10 +62,6 @@ def host_reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _say(message: str) -> None:
-    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
-
-
 def load_torchvision_state_dict(weights: str, timeout: float = 3.0) -> PretrainedWeights:
     """Fetch a torchvision weights enum's state dict, e.g. ``"ResNet18_Weights.IMAGENET1K_V1"``.
 
@@ -85,16 +82,16 @@ def load_torchvision_state_dict(weights: str, timeout: float = 3.0) -> Pretraine
     if cached.is_file():
         state = torch.load(cached, map_location="cpu", weights_only=True)
         message = f"{weights}: ImageNet weights loaded from the torch hub cache ({cached})"
-        _say(message)
+        say(message)
         return PretrainedWeights(weights, state, "cache", message)
     if host_reachable(enum.url, timeout):
         state = enum.get_state_dict(progress=True, check_hash=True)
         message = f"{weights}: ImageNet weights downloaded to {cached}"
-        _say(message)
+        say(message)
         return PretrainedWeights(weights, state, "download", message)
     message = (
         f"{weights}: ImageNet weights are NOT available (offline, and not in {cached.parent}); "
         "the caller falls back (see its message)"
     )
-    _say(message)
+    say(message)
     return PretrainedWeights(weights, None, "unavailable", message)

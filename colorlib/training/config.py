@@ -12,11 +12,10 @@ Design:
   :func:`build_discriminator` (through the lazy :func:`colorlib.models.build_model` registry,
   gradient checkpointing passed to networks that support it), :func:`build_objective`,
   :func:`build_optimizers` (pix2pix's Adam or DDColor's AdamW) and :func:`learning_rate` (step
-  decay). :func:`rebuild_generator` builds a checkpoint's generator from the architecture the
-  network reported when it was saved and loads its weights.
+  decay). A checkpoint's generator is rebuilt by :func:`colorlib.checkpoint.rebuild_generator`.
 
-Nothing here trains: the step functions are in :mod:`colorlib.steps`, the loop in
-:mod:`colorlib.train` (which re-exports every name of this module's ``__all__``).
+Nothing here trains: the step functions are in :mod:`colorlib.training.steps`, the loop in
+:mod:`colorlib.training.loop`.
 
 >>> config = TrainConfig(model="unet", model_kwargs={"base_channels": 32},
 ...                      stages=(Stage("pretrain", max_steps=100), Stage("gan", max_minutes=10)))
@@ -26,17 +25,14 @@ Nothing here trains: the step functions are in :mod:`colorlib.steps`, the loop i
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from colorlib import distributed as ddp
-from colorlib.losses import GAN_MODES, DDColorObjective, Pix2PixObjective
+from colorlib.models import build_model
+from colorlib.training.losses import GAN_MODES, DDColorObjective, Pix2PixObjective
 
 __all__ = [
     "Stage",
@@ -46,8 +42,9 @@ __all__ = [
     "build_discriminator",
     "build_objective",
     "build_optimizers",
-    "rebuild_generator",
     "learning_rate",
+    "apply_learning_rate",
+    "to_primitives",
 ]
 
 STAGE_NAMES = ("pretrain", "gan")
@@ -61,14 +58,14 @@ OPTIMIZERS = {
 RUNTIME_FIELDS = ("num_workers", "checkpoint_every", "val_every", "num_val_images")
 
 
-def _canonical(value, where: str):
+def to_primitives(value, where: str):
     """Primitives only (tuples become lists), so configs survive a weights_only round trip."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
-        return [_canonical(v, where) for v in value]
+        return [to_primitives(v, where) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _canonical(v, where) for k, v in value.items()}
+        return {k: to_primitives(v, where) for k, v in value.items()}
     raise TypeError(f"{where} must hold only primitives, lists and dicts, got {value!r}")
 
 
@@ -161,8 +158,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise once, here
-        put(self, "model_kwargs", _canonical(dict(self.model_kwargs), "model_kwargs"))
-        put(self, "discriminator_kwargs", _canonical(dict(self.discriminator_kwargs), "kwargs"))
+        put(self, "model_kwargs", to_primitives(dict(self.model_kwargs), "model_kwargs"))
+        put(self, "discriminator_kwargs", to_primitives(dict(self.discriminator_kwargs), "kwargs"))
         stages = tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages)
         put(self, "stages", stages)
         if self.optimizer not in OPTIMIZERS:
@@ -196,7 +193,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Primitives only (what checkpoints store)."""
         out = {
-            f.name: _canonical(getattr(self, f.name), f.name)
+            f.name: to_primitives(getattr(self, f.name), f.name)
             for f in dataclasses.fields(self)
             if f.name != "stages"
         }
@@ -271,53 +268,23 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore=RUNTIME_FIELDS) ->
 # ----------------------------------------------------------------------------- building
 
 
-def _factory(name: str):
-    from colorlib.models import MODELS
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    module, attribute = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def _accepts(factory, argument: str) -> bool:
-    try:
-        return argument in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-_CHECKPOINTING_ARGUMENTS = ("grad_checkpointing", "gradient_checkpointing")
-
-
-def _build(name: str, kwargs: dict, pretrained: bool | None, grad_checkpointing: bool):
-    from colorlib.models import build_model
-
-    factory, kwargs = _factory(name), dict(kwargs)
-    if pretrained is not None and _accepts(factory, "pretrained"):
-        kwargs["pretrained"] = pretrained
-    argument = next((a for a in _CHECKPOINTING_ARGUMENTS if _accepts(factory, a)), None)
-    if grad_checkpointing and argument is not None:
-        kwargs[argument] = True
-    model = build_model(name, **kwargs)
-    if grad_checkpointing and argument is None:
-        if hasattr(model, "set_grad_checkpointing"):
-            model.set_grad_checkpointing(True)
-        else:
-            warnings.warn(f"{name!r} does not support gradient checkpointing", stacklevel=3)
-    return model
-
-
 def build_generator(config: TrainConfig, pretrained: bool | None = None) -> nn.Module:
     """The config's generator (``pretrained`` overrides the encoder-weights flag if it has one)."""
-    return _build(config.model, config.model_kwargs, pretrained, config.grad_checkpointing)
+    kwargs = dict(config.model_kwargs)
+    stored = kwargs.pop("pretrained", None)  # the override wins over the config's flag
+    return build_model(
+        config.model,
+        pretrained=stored if pretrained is None else pretrained,
+        grad_checkpointing=config.grad_checkpointing,
+        **kwargs,
+    )
 
 
 def build_discriminator(config: TrainConfig) -> nn.Module | None:
     """The config's discriminator, or None."""
     if config.discriminator is None:
         return None
-    return _build(config.discriminator, config.discriminator_kwargs, None, False)
+    return build_model(config.discriminator, **config.discriminator_kwargs)
 
 
 def build_objective(config: TrainConfig) -> nn.Module:
@@ -353,29 +320,12 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * config.lr_gamma ** sum(step >= m for m in config.lr_milestones)
 
 
-def rebuild_generator(config: TrainConfig, state: dict, grad_checkpointing=None) -> nn.Module:
-    """The generator of a checkpoint ``state``, weights loaded (``pretrained=False``).
-
-    Built from the architecture the network reported when it was saved
-    (``state["generator_kwargs"]``, e.g. ResNetUNet's resolved ``encoder="auto"``), else from
-    the config. A network with an ``encoder_source`` gets the stored one back (the ImageNet
-    weights its run started from), so it travels along ``init_from`` chains too.
-    """
-    kwargs = state.get("generator_kwargs") or config.model_kwargs
-    changes = {"model_kwargs": kwargs}
-    if grad_checkpointing is not None:
-        changes["grad_checkpointing"] = grad_checkpointing
-    generator = build_generator(config.replace(**changes), pretrained=False)
-    generator.load_state_dict(state["generator"])
-    if state.get("encoder_source") and hasattr(generator, "encoder_source"):
-        generator.encoder_source = state["encoder_source"]  # where the weights began, not "random"
-    return generator
-
-
-def _architecture(module: nn.Module, fallback: dict) -> dict:
-    """The keyword arguments that rebuild ``module`` (its ``model_kwargs`` when it has them)."""
-    kwargs = getattr(ddp.unwrap(module), "model_kwargs", None)
-    try:
-        return _canonical(dict(kwargs), "model_kwargs") if isinstance(kwargs, dict) else fallback
-    except TypeError:
-        return fallback
+def apply_learning_rate(config: TrainConfig, step: int, *optimizers) -> None:
+    """Set every param group of ``optimizers`` (None skipped) to :func:`learning_rate`; a
+    config without milestones leaves them untouched."""
+    if not config.lr_milestones:
+        return
+    lr = learning_rate(config, step)
+    for optimizer in optimizers:
+        for group in [] if optimizer is None else optimizer.param_groups:
+            group["lr"] = lr

@@ -1,4 +1,4 @@
-"""What a person at the console sees and does while :func:`colorlib.train.fit` runs.
+"""What a person at the console sees and does while :func:`colorlib.training.loop.fit` runs.
 
 * :func:`print_main`: a message printed once, by the main process (rank 0 under ``torchrun``);
 * :func:`progress_bar` and :func:`postfix`: one tqdm bar per stage, with the live losses and
@@ -13,7 +13,7 @@ import contextlib
 import signal
 import threading
 
-from colorlib import distributed as ddp
+from colorlib.training import distributed as ddp
 
 __all__ = ["print_main", "progress_bar", "postfix", "Interrupt", "deferred_interrupt"]
 

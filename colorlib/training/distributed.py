@@ -1,4 +1,5 @@
-"""Multi-process plumbing for :func:`colorlib.train.fit`: one code path for 1 or N processes.
+"""Multi-process plumbing for :func:`colorlib.training.loop.fit`: one code path for 1 or N
+processes.
 
 * :func:`init_from_env` joins the process group that ``torchrun`` describes in its environment
   variables (``WORLD_SIZE > 1``): NCCL on CUDA, gloo on CPU. In a plain process it does nothing;

@@ -1,31 +1,25 @@
-"""Training loop: ``fit()`` through a config's stages, and the chapters' ``train_or_load``.
+"""Training loop: ``fit()`` through a config's stages.
 
 Design:
 
-* :func:`fit` runs the stages of a :class:`~colorlib.config.TrainConfig` in order, each with a
-  step and/or time budget, calling one step function per optimiser step
-  (:func:`~colorlib.steps.pretrain_step` or :func:`~colorlib.steps.gan_step`, fed
-  ``accumulate_steps`` micro-batches from a seeded, resumable sampler). It keeps a per-step loss
-  history, periodic validation metrics and a few sample colourisations;
-* it checkpoints every ``checkpoint_every`` steps, at stage ends and on Ctrl-C (the interrupt is
-  deferred to the end of the running step, so a checkpoint is always a step boundary), resumes
-  bit-exactly on CPU with ``num_workers=0`` (RNG states and the data position are saved), stops
-  on a non-finite loss without touching the last good checkpoint, and runs unchanged under
-  ``torchrun`` (DDP; see :mod:`colorlib.distributed`);
-* :func:`train_or_load` is fit with a cache: the chapters call it, so a chapter trains only when
-  no finished checkpoint of the same config exists. Both return a :class:`TrainResult`.
+* :func:`fit` runs the stages of a :class:`~colorlib.training.config.TrainConfig` in order,
+  each with a step and/or time budget, calling one step function per optimiser step
+  (:func:`~colorlib.training.steps.pretrain_step` or :func:`~colorlib.training.steps.gan_step`,
+  fed ``accumulate_steps`` micro-batches from a seeded, resumable sampler). It keeps a per-step
+  loss history, periodic validation metrics and a few sample colourisations;
+* it checkpoints every ``checkpoint_every`` steps, at stage ends and on Ctrl-C (the interrupt
+  is deferred to the end of the running step, so a checkpoint is always a step boundary),
+  resumes bit-exactly on CPU with ``num_workers=0`` (RNG states and the data position are
+  saved), stops on a non-finite loss without touching the last good checkpoint, and runs
+  unchanged under ``torchrun`` (DDP; see :mod:`colorlib.training.distributed`).
 
-Where the rest lives: the config and the builders in :mod:`colorlib.config`, the step functions
-in :mod:`colorlib.steps`, the checkpoint format and the run state it holds (progress counters,
-quantised samples, which checkpoint fits a config) in :mod:`colorlib.checkpoint`, validation in
-:mod:`colorlib.validation`, the progress bar and Ctrl-C handling in :mod:`colorlib.console`,
-:class:`TrainResult` and :func:`train_or_load` in :mod:`colorlib.runs`. Every name they used to
-share with this module is re-exported here, so ``from colorlib.train import TrainConfig, Stage,
-gan_step, train_or_load`` keeps working.
+Where the rest lives: see :mod:`colorlib.training` (config, steps, run state and
+``TrainResult``, console, ``train_or_load``), :mod:`colorlib.checkpoint` (the file) and
+:mod:`colorlib.evaluation.validation`.
 
 >>> config = TrainConfig(model="unet", model_kwargs={"base_channels": 32},
 ...                      stages=(Stage("pretrain", max_minutes=5), Stage("gan", max_minutes=10)))
->>> result = train_or_load(config, "pix2pix-pretrained", train_set, val_set)
+>>> result = fit(config, train_set, val_set, checkpoint_path="pix2pix.pt")
 >>> result.generator(L)  # (B, 2, H, W)
 """
 
@@ -38,75 +32,50 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from colorlib import distributed as ddp
-from colorlib.checkpoint import SAMPLE_SIZE as SAMPLE_SIZE
-from colorlib.checkpoint import (
-    _decode_samples,
-    _init_state,
-    _is_complete,
-    _Progress,
-    _quantise,
-    _resolve_init,
-    _resume_state,
-    _stage_over,
-    get_rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from colorlib.config import OBJECTIVES as OBJECTIVES
-from colorlib.config import OPTIMIZERS as OPTIMIZERS
-from colorlib.config import RUNTIME_FIELDS as RUNTIME_FIELDS
-from colorlib.config import STAGE_NAMES as STAGE_NAMES
-from colorlib.config import (
+from colorlib.checkpoint import rebuild_generator, save_checkpoint
+from colorlib.data.datasets import make_loader
+from colorlib.evaluation.validation import validate, validation_pairs
+from colorlib.runtime import get_device, seed_everything
+from colorlib.training import distributed as ddp
+from colorlib.training.config import (
     Stage,
     TrainConfig,
-    _architecture,
+    apply_learning_rate,
     build_discriminator,
     build_generator,
     build_objective,
     build_optimizers,
-    config_differences,
-    learning_rate,
-    rebuild_generator,
 )
-from colorlib.console import Interrupt, deferred_interrupt, postfix, print_main, progress_bar
-from colorlib.data import make_loader
-from colorlib.runs import TrainResult, result_from_checkpoint, train_or_load
-from colorlib.runtime import get_device, seed_everything
-from colorlib.steps import FULL_PRECISION as FULL_PRECISION
-from colorlib.steps import (
+from colorlib.training.console import (
+    Interrupt,
+    deferred_interrupt,
+    postfix,
+    print_main,
+    progress_bar,
+)
+from colorlib.training.runstate import (
+    Progress,
+    TrainResult,
+    architecture_of,
+    decode_samples,
+    get_rng_state,
+    init_state,
+    is_complete,
+    minutes_left,
+    quantise,
+    resolve_init,
+    resume_state,
+    set_rng_state,
+    stage_over,
+)
+from colorlib.training.steps import (
     NonFiniteLossError,
     Precision,
-    discriminator_update,
-    frozen,
     gan_step,
-    generator_update,
     pretrain_step,
 )
-from colorlib.validation import validate, validation_tensors
 
-__all__ = [
-    "Stage",
-    "TrainConfig",
-    "Precision",
-    "NonFiniteLossError",
-    "TrainResult",
-    "build_generator",
-    "build_discriminator",
-    "build_objective",
-    "build_optimizers",
-    "rebuild_generator",
-    "learning_rate",
-    "config_differences",
-    "frozen",
-    "pretrain_step",
-    "discriminator_update",
-    "generator_update",
-    "gan_step",
-    "fit",
-    "train_or_load",
-    "result_from_checkpoint",
-]
+__all__ = ["fit"]
 
 
 @dataclass
@@ -123,7 +92,7 @@ class _Run:
     objective: nn.Module
     scaler: torch.amp.GradScaler | None
     precision: Precision
-    progress: _Progress
+    progress: Progress
     checkpoint_path: Path | None = None
     init_from: str | None = None
     loader: object = None
@@ -140,13 +109,13 @@ def _build_networks(config, device, state, init_from):
     seed_everything(config.seed)  # identical initial weights on every rank
     source = state  # resume: the run's own weights; else maybe another run's
     if source is None and init_from is not None:
-        source = _init_state(init_from, config)
+        source = init_state(init_from, config)
         step = source["progress"]["step"]
-        print_main(f"initialised from {_resolve_init(init_from)} (step {step})")
+        print_main(f"initialised from {resolve_init(init_from)} (step {step})")
     if source is None:
         generator = build_generator(config)
     else:
-        generator = rebuild_generator(config, source)
+        generator = rebuild_generator(source, grad_checkpointing=config.grad_checkpointing)
     generator = generator.to(device)
     discriminator = build_discriminator(config)
     if discriminator is not None:
@@ -161,7 +130,7 @@ def _build_networks(config, device, state, init_from):
 
 
 def _prepare(config, train_set, val_set, device, info, path, resume, init_from) -> _Run:
-    state = _resume_state(config, path, resume, init_from)
+    state = resume_state(config, path, resume, init_from)
     generator, discriminator = _build_networks(config, device, state, init_from)
     g_optimizer, d_optimizer = build_optimizers(config, generator, discriminator)
     amp = config.amp and device.type == "cuda"
@@ -176,7 +145,7 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
         objective=build_objective(config).to(device),
         scaler=torch.amp.GradScaler("cuda") if amp else None,
         precision=Precision(device.type, torch.float16 if amp else None),
-        progress=_Progress(len(config.stages)),
+        progress=Progress(len(config.stages)),
         checkpoint_path=None if path is None else Path(path),
         init_from=None if init_from is None else str(init_from),
     )
@@ -186,14 +155,12 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
     run.loader = make_loader(
         train_set, config.batch_size, True, device, config.num_workers, run.sampler
     )
-    run.val_L, run.val_ab = validation_tensors(
-        val_set, config.num_val_images, config.batch_size, device
-    )
+    run.val_L, run.val_ab = validation_pairs(val_set, config.num_val_images)
     k = config.num_sample_images
     if k:
         run.samples = {
-            "L": _quantise(run.val_L[:k]),
-            "real_ab": _quantise(run.val_ab[:k]),
+            "L": quantise(run.val_L[:k]),
+            "real_ab": quantise(run.val_ab[:k]),
             "steps": [],
             "stages": [],
             "ab": [],
@@ -211,7 +178,7 @@ def _restore(run: _Run, state: dict) -> None:
         run.d_optimizer.load_state_dict(state["d_optimizer"])
     if run.scaler is not None and state.get("scaler") is not None:
         run.scaler.load_state_dict(state["scaler"])
-    run.progress = _Progress(**state["progress"])
+    run.progress = Progress(**state["progress"])
     run.history = list(state.get("history", []))
     run.validations = list(state.get("validations", []))
     run.samples = state.get("samples") or run.samples
@@ -241,7 +208,7 @@ def _validate(run: _Run, stage: Stage) -> None:
     if k:
         run.samples["steps"].append(p.step)
         run.samples["stages"].append(stage.name)
-        run.samples["ab"].append(_quantise(sample_ab))
+        run.samples["ab"].append(quantise(sample_ab))
 
 
 def _save(run: _Run) -> None:
@@ -252,11 +219,11 @@ def _save(run: _Run) -> None:
     discriminator = ddp.unwrap(run.discriminator)
     state = {
         "config": run.config.to_dict(),
-        "complete": _is_complete(run.config, p),
+        "complete": is_complete(run.config, p),
         "init_from": run.init_from,
         "progress": p.to_dict(),
         "generator": ddp.unwrap(run.generator).state_dict(),
-        "generator_kwargs": _architecture(run.generator, run.config.model_kwargs),
+        "generator_kwargs": architecture_of(run.generator, run.config.model_kwargs),
         "encoder_source": getattr(ddp.unwrap(run.generator), "encoder_source", None),
         "discriminator": None if discriminator is None else discriminator.state_dict(),
         "g_optimizer": run.g_optimizer.state_dict(),
@@ -289,15 +256,6 @@ def _batches(run: _Run):
         p.epoch, p.batch_in_epoch = p.epoch + 1, 0
 
 
-def _set_learning_rate(run: _Run) -> None:
-    if not run.config.lr_milestones:
-        return
-    lr = learning_rate(run.config, run.progress.step)
-    for optimizer in (run.g_optimizer, run.d_optimizer):
-        for group in [] if optimizer is None else optimizer.param_groups:
-            group["lr"] = lr
-
-
 def _step_function(run: _Run, stage: Stage):
     common = {"scaler": run.scaler, "precision": run.precision}
     if stage.name == "pretrain":
@@ -315,15 +273,8 @@ def _step_function(run: _Run, stage: Stage):
     )
 
 
-def _minutes_left(run: _Run, index: int) -> float | None:
-    stage = run.config.stages[index]
-    if stage.max_minutes is None:
-        return None
-    return stage.max_minutes - run.progress.stage_seconds[index] / 60
-
-
 def _stage_over_everywhere(run: _Run, index: int) -> bool:
-    over = _stage_over(run.config, run.progress, index)
+    over = stage_over(run.config, run.progress, index)
     if run.config.stages[index].max_minutes is None:
         return over  # step budgets agree on every rank without asking
     return ddp.any_rank(over, run.device)
@@ -349,7 +300,7 @@ def _run_stage(run: _Run, index: int, show: bool, interrupt: Interrupt) -> None:
     try:
         while not _stage_over_everywhere(run, index):
             group = [next(batches) for _ in range(config.accumulate_steps)]
-            _set_learning_rate(run)
+            apply_learning_rate(config, p.step, run.g_optimizer, run.d_optimizer)
             try:
                 losses = step_function(group)
             except NonFiniteLossError as err:
@@ -361,7 +312,7 @@ def _run_stage(run: _Run, index: int, show: bool, interrupt: Interrupt) -> None:
             run.history.append(
                 {"step": p.step, "stage": stage.name, "time": p.elapsed, "losses": losses}
             )
-            bar.set_postfix(postfix(losses, _minutes_left(run, index)), refresh=False)
+            bar.set_postfix(postfix(losses, minutes_left(config, p, index)), refresh=False)
             bar.update()
             if config.val_every and p.step % config.val_every == 0:
                 _validate(run, stage)
@@ -437,8 +388,8 @@ def _result(run: _Run, loaded: bool) -> TrainResult:
         discriminator=None if discriminator is None else discriminator.eval(),
         history=run.history,
         validations=run.validations,
-        samples=_decode_samples(run.samples),
+        samples=decode_samples(run.samples),
         checkpoint_path=run.checkpoint_path,
         loaded=loaded,
-        complete=_is_complete(run.config, run.progress),
+        complete=is_complete(run.config, run.progress),
     )

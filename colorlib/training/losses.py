@@ -142,7 +142,8 @@ def l1_loss(fake_ab: Tensor, real_ab: Tensor) -> Tensor:
 def colorfulness_loss(rgb: Tensor) -> Tensor:
     """DDColor's colourfulness loss ``mean(1 - CF(rgb) / 100)``.
 
-    ``CF`` is :func:`colorlib.metrics.colorfulness` (Hasler & Suesstrunk's M3 on the 0-255
+    ``CF`` is :func:`colorlib.evaluation.metrics.colorfulness` (Hasler & Suesstrunk's M3 on the
+    0-255
     scale, with DDColor's absolute opponent channels): 0 for a gray photo, about 33
     "moderately", 59 "quite" and 109 "extremely" colourful.
 
@@ -165,7 +166,7 @@ def colorfulness_loss(rgb: Tensor) -> Tensor:
         >>> colorfulness_loss(red)  # 1 - 0.3 * sqrt(255^2 + 127.5^2) / 100
         tensor(0.1447)
     """
-    from colorlib.metrics import colorfulness
+    from colorlib.evaluation.metrics import colorfulness
 
     return (1.0 - colorfulness(rgb.float()) / 100.0).mean()
 
@@ -230,7 +231,7 @@ class DDColorObjective(nn.Module):
     ``total = pixel * L1_Lab(ab) + perceptual * VGG(rgb) + adversarial * GAN + colorfulness *
     (1 - CF / 100)``. The pixel term is L1 on ``ab`` in *Lab units* (``ab * 110``), because
     DDColor's targets are raw Lab ``ab``: this keeps the paper's weight 0.1 meaningful. The
-    perceptual term is :class:`colorlib.perceptual.PerceptualLoss` on sRGB in [0, 1]; the
+    perceptual term is :class:`colorlib.training.perceptual.PerceptualLoss` on sRGB in [0, 1]; the
     colourfulness term is :func:`colorfulness_loss` (see there for the normalisation).
 
     Args:
@@ -269,7 +270,7 @@ class DDColorObjective(nn.Module):
         self.gan_mode = gan_mode
         self.perceptual_loss: nn.Module | None = None
         if perceptual > 0:  # VGG16 is large: only build it when it is used
-            from colorlib.perceptual import PerceptualLoss
+            from colorlib.training.perceptual import PerceptualLoss
 
             self.perceptual_loss = PerceptualLoss(pretrained=perceptual_pretrained)
             self.perceptual_loss.requires_grad_(False)

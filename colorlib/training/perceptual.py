@@ -16,7 +16,7 @@ Design:
   without a graph, as DDColor's ``gt.detach()``;
 * ``loss = sum_i w_i * criterion(f_i(pred), f_i(target))`` with the mean over all elements of
   each layer (DDColor: weights 0.0625, 0.125, 0.25, 0.5, 1.0, criterion L1; its overall weight
-  5.0 belongs to the objective in :mod:`colorlib.losses`).
+  5.0 belongs to the objective in :mod:`colorlib.training.losses`).
 
 Weights come from :func:`colorlib.models.pretrained.load_torchvision_state_dict`
 (``VGG16_BN_Weights.IMAGENET1K_V1``, only the ``features.0`` to ``features.34`` entries). When
@@ -27,12 +27,13 @@ the paper's loss.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from colorlib.runtime import say
 
 __all__ = ["LAYER_NAMES", "LAYER_INDICES", "VGG_WEIGHTS", "vgg16_bn_features", "PerceptualLoss"]
 
@@ -65,17 +66,13 @@ def vgg16_bn_features() -> nn.Sequential:
     return nn.Sequential(*layers[: LAYER_INDICES[-1] + 1])
 
 
-def _say(message: str) -> None:
-    print(f"[colorlib] {message}", file=sys.stderr, flush=True)
-
-
 def _load_imagenet_weights(features: nn.Sequential) -> str:
     """Load ImageNet weights into ``features`` if possible; return the source (see the class)."""
     from colorlib.models.pretrained import load_torchvision_state_dict
 
     weights = load_torchvision_state_dict(VGG_WEIGHTS)
     if weights.state_dict is None:
-        _say(
+        say(
             "WARNING: PerceptualLoss uses a RANDOMLY initialised VGG16-BN: the ImageNet weights "
             f"({VGG_WEIGHTS}) are not available. The loss still compares multi-scale features, "
             "but it is NOT DDColor's perceptual loss; put vgg16_bn-6c64b313.pth in the torch hub "

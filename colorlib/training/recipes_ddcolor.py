@@ -1,11 +1,12 @@
 """DDColor's training recipes: the paper's objective and optimiser, sized by the run profile.
 
-Design (to be merged into :mod:`colorlib.recipes`, whose conventions it follows):
+Design (the configs only: :mod:`colorlib.training.recipes` names them "ddcolor" and
+"ddcolor-ablation-<variant>" and trains them):
 
 * :func:`ddcolor_recipe` is DDColor as Kang et al. (ICCV 2023) train it, sized by a
   :class:`~colorlib.runtime.Profile`: the profile's DDColor preset (``micro`` / ``cpu`` /
   ``tiny``), the four-term objective (pixel L1 0.1, VGG16-BN perceptual 5.0, adversarial 1.0,
-  colourfulness 0.5; :class:`~colorlib.losses.DDColorObjective`), a 70x70 PatchGAN critic
+  colourfulness 0.5; :class:`~colorlib.training.losses.DDColorObjective`), a 70x70 PatchGAN critic
   (``ndf`` from the profile, as the pix2pix recipes), AdamW (lr 1e-4, betas (0.9, 0.99),
   weight decay 0.01) and one "gan" stage: every loss from the first step, as in the paper.
 * ``losses`` names a variant for ablations (:data:`LOSS_VARIANTS`): a term left out gets weight
@@ -16,20 +17,16 @@ Design (to be merged into :mod:`colorlib.recipes`, whose conventions it follows)
   64 px). The paper halves the learning rate at 80k of 400k iterations and every 40k after;
   :func:`scaled_milestones` puts the halvings at the same fractions of the step budget.
   On a machine where the time limit ends the stage first, the later halvings never happen.
-* :func:`checkpoint_name` gives every (variant, budget, profile, seed) its own
-  :func:`~colorlib.train.train_or_load` name; :func:`train_ddcolor` trains or loads one.
 
 >>> config = ddcolor_recipe(get_profile("cpu"))  # doctest: +SKIP
->>> result = train_ddcolor(profile, train_set, val_set)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from colorlib.config import Stage, TrainConfig
 from colorlib.runtime import Profile
-from colorlib.train import TrainResult, train_or_load
+from colorlib.training.config import Stage, TrainConfig
 
 __all__ = [
     "LOSS_WEIGHTS",
@@ -43,8 +40,6 @@ __all__ = [
     "ddcolor_recipe",
     "ablation_profile",
     "ablation_recipe",
-    "checkpoint_name",
-    "train_ddcolor",
 ]
 
 #: DDColor's loss weights (paper and released configuration)
@@ -173,7 +168,7 @@ def ddcolor_recipe(
             step 2.1x slower, so it is for smaller cards or bigger batches.
 
     Returns:
-        A one-stage :class:`~colorlib.config.TrainConfig`.
+        A one-stage :class:`~colorlib.training.config.TrainConfig`.
 
     Raises:
         ValueError: an unknown ``losses`` variant.
@@ -203,50 +198,3 @@ def ablation_recipe(profile: Profile, losses: str = "full", seed: int = 0) -> Tr
     """
     budget = ABLATION.get(profile.name, Budget())
     return _config(profile, budget, losses, seed, grad_checkpointing=None)
-
-
-def checkpoint_name(
-    profile: Profile, losses: str = "full", ablation: bool = False, seed: int = 0
-) -> str:
-    """The ``train_or_load`` name of a DDColor run, e.g. ``"ddcolor-cpu"`` (the main run),
-    ``"ddcolor-pixel-cpu"`` or ``"ddcolor-ablation-pixel-cpu"``; ``-seed<n>`` for seed != 0.
-
-    Raises:
-        ValueError: an unknown ``losses`` variant.
-    """
-    _variant(losses)
-    parts = ["ddcolor"] + (["ablation"] if ablation else [])
-    parts += [] if losses == "full" and not ablation else [losses]
-    suffix = f"-seed{seed}" if seed else ""
-    return "-".join(parts + [profile.name]) + suffix
-
-
-def train_ddcolor(
-    profile: Profile,
-    train_set,
-    val_set,
-    losses: str = "full",
-    ablation: bool = False,
-    device=None,
-    seed: int = 0,
-    force: bool = False,
-    progress: bool = True,
-) -> TrainResult:
-    """Load the finished DDColor run, or train it (:func:`~colorlib.train.train_or_load`).
-
-    Args:
-        profile: the run profile (see :func:`colorlib.runtime.get_profile`).
-        train_set, val_set: ``(L, ab)`` datasets at the run's image size (for an ablation:
-            ``load_datasets(ablation_profile(profile))``).
-        losses: the loss variant; ablation: the short ablation budget instead of the main one.
-        device, force, progress: as for :func:`~colorlib.train.train_or_load`.
-        seed: the run's seed (part of its checkpoint name).
-    """
-    if ablation:
-        config = ablation_recipe(profile, losses, seed)
-    else:
-        config = ddcolor_recipe(profile, losses, seed)
-    name = checkpoint_name(profile, losses, ablation, seed)
-    return train_or_load(
-        config, name, train_set, val_set, device=device, force=force, progress=progress
-    )

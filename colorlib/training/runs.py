@@ -1,98 +1,30 @@
-"""Finished training runs: :class:`TrainResult`, reading one back, and :func:`train_or_load`.
+"""Ways to run training: ``train_or_load`` (``fit`` with a cache) and ``train_briefly``.
 
-:func:`colorlib.train.fit` returns a :class:`TrainResult`; :func:`result_from_checkpoint`
-rebuilds one from a saved checkpoint state (networks in eval mode, history, validations and
-samples), and :func:`train_or_load` is ``fit`` with a cache: the chapters call it, so a chapter
-trains only when no finished checkpoint of the same config exists, resumes a partial one, and
-retrains one of another config. ``colorlib.train`` re-exports all three.
+:func:`train_or_load` is what the chapters call: a chapter trains only when no finished
+checkpoint of the same config exists, resumes a partial one, and retrains one of another config.
+:func:`train_briefly` is the chapters' side experiment: a generator trained in place with one
+objective for a short budget (no discriminator, no checkpoint, no validation).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import itertools
+import math
+import time
 
+import torch
 from torch import nn
 
-from colorlib.checkpoint import (
-    CheckpointError,
-    _decode_samples,
-    _is_complete,
-    _Progress,
-    load_checkpoint,
-)
-from colorlib.config import TrainConfig, build_discriminator, config_differences, rebuild_generator
-from colorlib.console import print_main
-from colorlib.runtime import checkpoint_dir, get_device
+from colorlib.checkpoint import CheckpointError, load_checkpoint
+from colorlib.data.datasets import make_loader
+from colorlib.runtime import Profile, checkpoint_dir, get_device
+from colorlib.training.config import OPTIMIZERS, TrainConfig, config_differences
+from colorlib.training.console import print_main
+from colorlib.training.loop import fit
+from colorlib.training.runstate import Progress, TrainResult, is_complete, result_from_checkpoint
+from colorlib.training.steps import pretrain_step
 
-__all__ = ["TrainResult", "result_from_checkpoint", "train_or_load"]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit` and :func:`train_or_load` return.
-
-    Attributes:
-        config: the run's :class:`TrainConfig`.
-        generator, discriminator: the trained networks (no DDP wrapper, eval mode).
-        history: one row per step: ``{"step", "stage", "time" (s), "losses": {name: float}}``.
-        validations: ``{"step", "stage", "time", "metrics": {"psnr", "ssim", "colorfulness",
-            "colorfulness_real"}}`` per validation (averaged over the validation photos).
-        samples: ``{"L": (n, 1, s, s), "real_ab": (n, 2, s, s), "steps": [int],
-            "stages": [str], "ab": [(n, 2, s, s) per validation]}``, float tensors, ``s <= 128``.
-        checkpoint_path: where the run is saved (None without a checkpoint).
-        loaded: True when :func:`train_or_load` found a finished run and did not train.
-        complete: every stage used up its budget.
-    """
-
-    config: TrainConfig
-    generator: nn.Module
-    discriminator: nn.Module | None
-    history: list[dict]
-    validations: list[dict]
-    samples: dict
-    checkpoint_path: Path | None = None
-    loaded: bool = False
-    complete: bool = True
-
-    def loss_rows(self, stage: str | None = None) -> list[dict]:
-        """Flat ``{"step", name: value}`` rows (for :func:`colorlib.viz.plot_history`)."""
-        return [
-            {"step": r["step"], **r["losses"]}
-            for r in self.history
-            if stage is None or r["stage"] == stage
-        ]
-
-    def metric_rows(self, stage: str | None = None) -> list[dict]:
-        """Flat ``{"step", metric: value}`` rows of the validations."""
-        return [
-            {"step": r["step"], **r["metrics"]}
-            for r in self.validations
-            if stage is None or r["stage"] == stage
-        ]
-
-
-def result_from_checkpoint(state: dict, path: Path, device=None) -> TrainResult:
-    """The :class:`TrainResult` of a checkpoint ``state`` (read from ``path``), on ``device``."""
-    config = TrainConfig.from_dict(state["config"])
-    device = get_device(None if device is None else str(device))
-    generator = rebuild_generator(config, state)
-    discriminator = build_discriminator(config)
-    if discriminator is not None and state.get("discriminator") is not None:
-        discriminator.load_state_dict(state["discriminator"])
-        discriminator = discriminator.to(device).eval()
-    progress = _Progress(**state["progress"])
-    return TrainResult(
-        config=config,
-        generator=generator.to(device).eval(),
-        discriminator=discriminator,
-        history=list(state.get("history", [])),
-        validations=list(state.get("validations", [])),
-        samples=_decode_samples(state.get("samples") or {}),
-        checkpoint_path=path,
-        loaded=True,
-        complete=_is_complete(config, progress),
-    )
+__all__ = ["train_or_load", "train_briefly"]
 
 
 def train_or_load(
@@ -138,12 +70,10 @@ def train_or_load(
             if diffs:
                 print_main(f"{path} was trained with another config ({diffs}); training again")
                 resume = False
-            elif _is_complete(config, _Progress(**state["progress"])):
+            elif is_complete(config, Progress(**state["progress"])):
                 steps = state["progress"]["step"]
                 print_main(f"loaded '{name}' from {path} ({steps} steps; force=True retrains)")
                 return result_from_checkpoint(state, path, device)
-    from colorlib.train import fit  # fit returns a TrainResult: imported when called
-
     return fit(
         config,
         train_set,
@@ -154,3 +84,59 @@ def train_or_load(
         progress=progress,
         init_from=init_from,
     )
+
+
+def train_briefly(
+    generator: nn.Module,
+    objective,
+    train_set,
+    profile: Profile,
+    device=None,
+    *,
+    max_steps: int | None = None,
+    minutes: float | None = None,
+) -> int:
+    """The chapters' side experiments: :func:`~colorlib.training.steps.pretrain_step` until a
+    budget ends.
+
+    No discriminator, no checkpoint, no validation: a fresh ``generator`` is trained in place
+    with ``objective`` alone (any callable ``(L, real_ab, fake_ab, None) -> {"total": ...}``),
+    with pix2pix's optimiser (Adam, lr 2e-4, betas (0.5, 0.999)), on batches of
+    ``profile.batch_size`` drawn from ``train_set``, epoch after epoch.
+
+    Args:
+        generator: the network to train (moved to ``device``).
+        objective: the loss, e.g. ``Pix2PixObjective(lambda_l1=1)``.
+        train_set: ``(L, ab)`` pairs.
+        profile: supplies the batch size and the data-loading workers.
+        device: where to train (None: the best available).
+        max_steps, minutes: the budget; the first one reached ends training (at least one
+            step is taken).
+
+    Returns:
+        The number of steps taken.
+
+    Raises:
+        ValueError: neither ``max_steps`` nor ``minutes`` given, a negative budget, or an
+            empty ``train_set``.
+    """
+    if max_steps is None and minutes is None:
+        raise ValueError("train_briefly needs max_steps and/or minutes")
+    if (max_steps is not None and max_steps < 1) or (minutes is not None and not minutes >= 0):
+        raise ValueError(f"need max_steps >= 1 and minutes >= 0, got {max_steps}, {minutes}")
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty: nothing to train on")
+    device = get_device(None if device is None else str(device))
+    generator.to(device).train()
+    lr, betas = OPTIMIZERS["adam"]["lr"], OPTIMIZERS["adam"]["betas"]
+    optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    loader = make_loader(
+        train_set, profile.batch_size, train=True, device=device, num_workers=profile.num_workers
+    )
+    batches = (batch for _ in itertools.count() for batch in loader)  # epoch after epoch
+    start, limit = time.perf_counter(), math.inf if minutes is None else 60.0 * minutes
+    for step, (L, real_ab) in enumerate(batches, start=1):
+        pretrain_step(generator, optimizer, objective, (L.to(device), real_ab.to(device)))
+        if step == max_steps or time.perf_counter() - start >= limit:
+            return step
+    raise AssertionError("unreachable: the batches never end")

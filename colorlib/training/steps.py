@@ -14,7 +14,8 @@ Design:
   optimiser step, so a NaN/inf loss raises :class:`NonFiniteLossError` and changes no weight
   (on every rank, under DDP).
 
-:func:`colorlib.train.fit` drives these steps through a config's stages; this module does not
+:func:`colorlib.training.loop.fit` drives these steps through a config's stages; this module
+does not
 know about configs, data loaders or checkpoints.
 
 >>> losses = gan_step(generator, discriminator, g_optimizer, d_optimizer, objective, (L, ab))
@@ -30,8 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from colorlib import distributed as ddp
-from colorlib.losses import discriminator_fake_loss, discriminator_real_loss
+from colorlib.training import distributed as ddp
+from colorlib.training.losses import discriminator_fake_loss, discriminator_real_loss
 
 __all__ = [
     "Precision",
@@ -142,7 +143,8 @@ def discriminator_update(
         batches: list of ``(L, real_ab, fake_ab)`` micro-batches.
 
     Returns:
-        ``{"real", "fake", "total"}`` as in :func:`colorlib.losses.discriminator_loss`, floats.
+        ``{"real", "fake", "total"}`` as in
+        :func:`colorlib.training.losses.discriminator_loss`, floats.
     """
     optimizer.zero_grad(set_to_none=True)
     logs, n = [], len(batches)

@@ -1,0 +1,312 @@
+"""What each ``colorlib`` command does: ``colorize``, ``train``, ``evaluate``, ``info``.
+
+Each command is a small ``run_<name>(args) -> int`` that calls the library; nothing here
+computes anything itself. The parser, and the one-line reporting of expected errors, are in
+:mod:`colorlib.cli`. Heavy imports (torch, torchvision) happen inside the commands, so that
+``colorlib --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from colorlib.tables import format_table, json_value
+
+__all__ = [
+    "TRAINABLE",
+    "collect_images",
+    "plan_outputs",
+    "train_configs",
+    "error_line",
+    "run_colorize",
+    "run_train",
+    "run_evaluate",
+    "run_info",
+]
+
+#: generators ``colorlib train --model`` trains, and the recipe each one names
+TRAINABLE = {"unet": "pix2pix", "resnet-unet": "pretrained-gan", "ddcolor": "ddcolor"}
+
+
+# ----------------------------------------------------------------------------- inputs and outputs
+
+
+def collect_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+    """Expand files and folders (recursively) into ``(photo, name relative to its input)``.
+
+    Raises:
+        FileNotFoundError: an input that does not exist.
+        ValueError: a folder without photos.
+    """
+    from colorlib.data.datasets import find_images  # torchvision: not for --help
+    from colorlib.data.images import IMAGE_EXTENSIONS
+
+    items: list[tuple[Path, Path]] = []
+    for entry in map(Path, inputs):
+        if entry.is_file():
+            items.append((entry, Path(entry.name)))
+        elif entry.is_dir():
+            found = find_images(entry)
+            if not found:
+                endings = " ".join(sorted(IMAGE_EXTENSIONS))
+                raise ValueError(f"no photos ({endings}) in folder {entry}")
+            items.extend((p, p.relative_to(entry)) for p in found)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {entry}")
+    return items
+
+
+def plan_outputs(items: Sequence[tuple[Path, Path]], out: Path) -> list[Path]:
+    """Where each colorized photo goes: ``out/<relative name>.png``, or ``out`` itself for a
+    single input when ``out`` ends in an image suffix.
+
+    Raises:
+        ValueError: several inputs and a file name as ``out``, two inputs that would be written
+            to the same file, or an output that would overwrite its own input.
+    """
+    from colorlib.data.images import IMAGE_EXTENSIONS
+
+    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+        if len(items) != 1:
+            raise ValueError(f"-o {out} names a file, but there are {len(items)} input photos")
+        targets = [out]
+    else:
+        targets = [out / relative.with_suffix(".png") for _, relative in items]
+    seen: dict[Path, Path] = {}
+    for (source, _), target in zip(items, targets, strict=True):
+        key = target.resolve()
+        if key == source.resolve():
+            raise ValueError(f"the output {target} would overwrite its input; choose another -o")
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {source} would both be written to {target}")
+        seen[key] = source
+    return targets
+
+
+def _device(name: str | None):
+    import torch
+
+    from colorlib.runtime import get_device
+
+    device = get_device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asked for, but CUDA is not available here")
+    return device
+
+
+def _progress(iterable, total: int, unit: str):
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal only, never in logs or captured output
+    return tqdm(iterable, total=total, unit=unit, disable=None if total > 1 else True)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def run_colorize(args: argparse.Namespace) -> int:
+    from colorlib.inference import colorize_iter, load_colorizer
+
+    items = collect_images(args.inputs)
+    targets = plan_outputs(items, Path(args.output))
+    model, size = load_colorizer(args.checkpoint, _device(args.device))
+    photos = colorize_iter(
+        model,
+        (source for source, _ in items),
+        size=args.size or size,
+        batch_size=args.batch_size,
+        keep_aspect=args.keep_aspect,
+    )
+    for target, image in _progress(zip(targets, photos, strict=True), len(targets), "photo"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target)
+    where = targets[0] if len(targets) == 1 else args.output
+    print(f"colorized {len(targets)} photo(s) -> {where}")
+    return 0
+
+
+def train_configs(model: str, profile, seed: int = 0) -> list:
+    """The runs ``colorlib train --model MODEL`` makes, in order: the book's recipes.
+
+    ``MODEL`` names the recipe of :data:`TRAINABLE` (``unet``: "pix2pix", chapter 5;
+    ``resnet-unet``: "pretrained-gan", the pretraining trick of chapter 6, preceded by its
+    prerequisite "pretrained-l1"; ``ddcolor``: "ddcolor", chapter 7), all from the one registry
+    :mod:`colorlib.training.recipes`.
+
+    Raises:
+        ValueError: a model with no recipe.
+    """
+    from colorlib.training import recipes
+
+    if model not in TRAINABLE:
+        raise ValueError(f"no training recipe for model {model!r}; choose one of {list(TRAINABLE)}")
+    chain = recipes.recipe_chain(TRAINABLE[model])
+    return [recipes.recipe_config(name, profile, seed) for name in chain]
+
+
+def _stage_paths(out: Path, count: int) -> list[Path]:
+    """Checkpoints of a chain of runs: the last one is ``out``, earlier ones ``<out>-N.pt``."""
+    return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(count - 1)] + [out]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from colorlib.data.datasets import load_datasets
+    from colorlib.runtime import checkpoint_dir, get_profile, seed_everything
+    from colorlib.training.loop import NonFiniteLossError, fit
+
+    profile = get_profile(args.profile)
+    if args.steps is not None or args.minutes is not None:  # the given budget, and only it
+        profile = profile.with_overrides(stage_steps=args.steps, stage_minutes=args.minutes)
+    configs = train_configs(args.model, profile, args.seed)
+    out = Path(args.out) if args.out else checkpoint_dir() / f"{args.model}-{profile.name}.pt"
+    device = _device(args.device)
+    seed_everything(args.seed)
+    train_set, val_set = load_datasets(profile, data=args.data, seed=args.seed)
+    init_from = None
+    for config, path in zip(configs, _stage_paths(out, len(configs)), strict=True):
+        if len(configs) > 1:
+            print(f"run {config.stages[0].name}: {config.model}, checkpoint {path}")
+        try:
+            result = fit(
+                config,
+                train_set,
+                val_set,
+                device=device,
+                checkpoint_path=path,
+                resume=not args.fresh,
+                init_from=init_from,
+            )
+        except NonFiniteLossError as error:  # not a bug and not a usage error: it diverged
+            print(f"colorlib: error: training diverged: {error_line(error)}", file=sys.stderr)
+            return 1
+        init_from = path
+    steps = result.history[-1]["step"] if result.history else 0
+    print(f"trained {args.model} for {steps} steps; checkpoint {out}")
+    if result.validations:
+        metrics = result.validations[-1]["metrics"]
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    print(f"next: colorlib colorize PHOTO -o OUT --checkpoint {out}")
+    return 0
+
+
+def _colour_photos(photos: list[Path], limit: int) -> tuple[list[Path], int]:
+    """The first ``limit`` colour photos (gray and unreadable ones skipped) and how many were
+    skipped on the way; photos are scanned in slices, not all at once."""
+    from colorlib.data.grayscan import scan_photos
+
+    chosen: list[Path] = []
+    skipped = 0
+    start = 0
+    while len(chosen) < limit and start < len(photos):
+        stop = start + max(2 * (limit - len(chosen)), 16)
+        result = scan_photos(photos[start:stop])
+        kept = result.color[: limit - len(chosen)]
+        chosen.extend(kept)
+        skipped += len(result.gray) + len(result.unreadable)
+        start = stop
+    return chosen, skipped
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from colorlib.data.images import gray_baseline, load_rgb
+    from colorlib.evaluation.folders import evaluate_folders
+    from colorlib.inference import colorize_iter, load_colorizer
+    from colorlib.runtime import get_profile
+
+    data = Path(args.data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data must be a folder of photos, got {data}")
+    limit = args.limit or get_profile(args.profile).eval_images
+    photos, skipped = _colour_photos([p for p, _ in collect_images([data])], limit)
+    if not photos:
+        raise ValueError(f"no colour photos to evaluate in {data} ({skipped} gray/unreadable)")
+    device = _device(args.device)
+    model, size = load_colorizer(args.checkpoint, device)
+    size = args.size or size
+    with tempfile.TemporaryDirectory(prefix="colorlib-eval-") as tmp:
+        folders = {name: Path(tmp, name) for name in ("truth", "gray", "model")}
+        for folder in folders.values():
+            folder.mkdir()
+
+        def gray_inputs():  # saves the truth and the gray baseline on the way
+            for index, photo in enumerate(photos):
+                original = load_rgb(photo)
+                gray = gray_baseline(original)
+                original.save(folders["truth"] / f"{index:06d}.png")
+                gray.save(folders["gray"] / f"{index:06d}.png")
+                yield gray
+
+        coloured = colorize_iter(model, gray_inputs(), size=size, batch_size=args.batch_size)
+        for index, image in enumerate(_progress(coloured, len(photos), "photo")):
+            image.save(folders["model"] / f"{index:06d}.png")
+        rows = {
+            name: evaluate_folders(folders[key], folders["truth"], args.metric_size, device=device)
+            for name, key in (("model", "model"), ("gray baseline", "gray"))
+        }
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "data": str(data),
+        "num_images": len(photos),
+        "num_skipped": skipped,
+        "size": size,
+        "metric_size": args.metric_size,
+        "results": rows,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, default=json_value))
+    else:
+        print(
+            f"{len(photos)} photos from {data} ({skipped} gray/unreadable skipped), "
+            f"model input {size}px, checkpoint {args.checkpoint}"
+        )
+        print(format_table({name: _without(row, "count") for name, row in rows.items()}))
+    return 0
+
+
+def _without(row: dict, key: str) -> dict:
+    return {k: v for k, v in row.items() if k != key}
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import numpy
+    import PIL
+    import torch
+    import torchvision
+
+    import colorlib
+    from colorlib.models import MODELS
+    from colorlib.runtime import cache_dir, checkpoint_dir, describe, get_profile
+
+    device = _device(args.device)
+    print(describe(get_profile(args.profile), device))
+    versions = {
+        "colorlib": colorlib.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "cuda": torch.version.cuda or "none",
+    }
+    print("versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()))
+    print(f"cache dir: {cache_dir()}")
+    print(f"checkpoint dir: {checkpoint_dir()}")
+    print(f"photos (COLORLIB_DATA): {os.environ.get('COLORLIB_DATA') or 'not set'}")
+    print(f"models: {', '.join(sorted(MODELS))}")
+    return 0
+
+
+def error_line(error: BaseException) -> str:
+    """An error as one line: ``strerror: filename`` for OS errors, the message otherwise."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        message = f"{error.strerror}: {error.filename}"
+    else:
+        message = str(error) or type(error).__name__
+    return " ".join(message.split())

@@ -1,0 +1,23 @@
+"""Stage 4, pairs + networks -> trained weights: objectives, steps, the loop, run state, recipes.
+
+Takes in: datasets of ``(L, ab)`` pairs (:mod:`colorlib.data`), networks by registry name
+(:mod:`colorlib.models`) and a frozen :class:`~colorlib.training.config.TrainConfig`. Gives out:
+checkpoints (:mod:`colorlib.checkpoint`'s file format) and a
+:class:`~colorlib.training.runstate.TrainResult` with the network, its history and samples.
+
+* :mod:`~colorlib.training.config`: ``TrainConfig`` and ``Stage``; building networks,
+  objectives and optimisers from it;
+* :mod:`~colorlib.training.losses`, :mod:`~colorlib.training.perceptual`: the objectives;
+* :mod:`~colorlib.training.steps`: one optimisation step, as plain functions;
+* :mod:`~colorlib.training.loop`: :func:`~colorlib.training.loop.fit`, stages and budgets;
+* :mod:`~colorlib.training.runstate`: what a run saves and reads back, ``TrainResult``;
+* :mod:`~colorlib.training.runs`: ``train_or_load`` and ``train_briefly``;
+* :mod:`~colorlib.training.recipes`: the one registry of the book's trained models
+  (:mod:`~colorlib.training.recipes_unet`, :mod:`~colorlib.training.recipes_ddcolor` hold
+  their configs);
+* :mod:`~colorlib.training.distributed`, :mod:`~colorlib.training.console`: DDP plumbing,
+  progress bar and Ctrl-C.
+
+Imports the base, data, models, the checkpoint format and evaluation (validation during
+training uses the evaluation metrics); nothing below it.
+"""
