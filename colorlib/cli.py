@@ -37,6 +37,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {text}")
+    return value
+
+
 def _profile_names() -> list[str]:
     from colorlib.runtime import PROFILES
 
@@ -47,7 +54,14 @@ def _add_colorize(subparsers) -> None:
     parser = subparsers.add_parser(
         "colorize",
         help="colorize photos (files or folders) at full resolution",
-        description="Colorize photos at their full resolution; writes OUT/<name>.png.",
+        description="Colorize photos at their full resolution; writes OUT/<name>.png (or .jpg). "
+        "Existing files are never replaced unless --overwrite is given: the command refuses "
+        "before doing any work and names them. Each file is written atomically (a temporary "
+        "file, then a rename). A photo that cannot be read is skipped and reported; the others "
+        "are colorized. EXIF is kept (orientation reset: the pixels are stored upright); the "
+        "ICC profile is dropped (the output is sRGB). Exit codes: 0 every photo colorized, "
+        "1 some photos skipped (the others written), 2 nothing done (bad arguments, files "
+        "that would be replaced, no readable photo, or --fail-fast stopped at a bad photo).",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="photo files or folders")
     parser.add_argument(
@@ -61,6 +75,14 @@ def _add_colorize(subparsers) -> None:
         "--keep-aspect",
         action="store_true",
         help="keep the aspect ratio (models that take any multiple of 32, e.g. DDColor)",
+    )
+    parser.add_argument(
+        "--format", choices=["png", "jpg"], default="png", help="output format in a folder"
+    )
+    parser.add_argument("--quality", type=_quality, default=95, help="JPEG quality (1-100)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first unreadable photo (exit 2)"
     )
     parser.set_defaults(run=commands.run_colorize)
 
@@ -86,7 +108,10 @@ def _add_evaluate(subparsers) -> None:
         "evaluate",
         help="colorize gray copies of photos and score them against the originals",
         description="Scores the model and the gray baseline (ab = 0): PSNR, SSIM, "
-        "colourfulness, delta-colourfulness (and FID when an Inception net is available).",
+        "colourfulness, delta-colourfulness (and FID when an Inception net is available). "
+        "Gray photos are passed over; unreadable ones are skipped and reported. Exit codes: "
+        "0 done, 1 done but some photos were unreadable, 2 nothing done (bad arguments, no "
+        "colour photo, or --fail-fast stopped at an unreadable photo).",
     )
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data", required=True, help="folder of colour photos")
@@ -101,6 +126,9 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--profile", choices=_profile_names())
     parser.add_argument("--device")
     parser.add_argument("--batch-size", type=_positive_int, default=8)
+    parser.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first unreadable photo (exit 2)"
+    )
     parser.set_defaults(run=commands.run_evaluate)
 
 

@@ -22,7 +22,6 @@ from colorlib.tables import format_table, json_value
 __all__ = [
     "TRAINABLE",
     "collect_images",
-    "plan_outputs",
     "train_configs",
     "error_line",
     "run_colorize",
@@ -63,33 +62,6 @@ def collect_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     return items
 
 
-def plan_outputs(items: Sequence[tuple[Path, Path]], out: Path) -> list[Path]:
-    """Where each colorized photo goes: ``out/<relative name>.png``, or ``out`` itself for a
-    single input when ``out`` ends in an image suffix.
-
-    Raises:
-        ValueError: several inputs and a file name as ``out``, two inputs that would be written
-            to the same file, or an output that would overwrite its own input.
-    """
-    from colorlib.data.images import IMAGE_EXTENSIONS
-
-    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
-        if len(items) != 1:
-            raise ValueError(f"-o {out} names a file, but there are {len(items)} input photos")
-        targets = [out]
-    else:
-        targets = [out / relative.with_suffix(".png") for _, relative in items]
-    seen: dict[Path, Path] = {}
-    for (source, _), target in zip(items, targets, strict=True):
-        key = target.resolve()
-        if key == source.resolve():
-            raise ValueError(f"the output {target} would overwrite its input; choose another -o")
-        if key in seen:
-            raise ValueError(f"{seen[key]} and {source} would both be written to {target}")
-        seen[key] = source
-    return targets
-
-
 def _device(name: str | None):
     import torch
 
@@ -112,24 +84,38 @@ def _progress(iterable, total: int, unit: str):
 
 
 def run_colorize(args: argparse.Namespace) -> int:
+    """``colorize``: every readable photo colorized; exit 0 (all), 1 (some skipped)."""
+    from functools import partial
+
+    from colorlib.batch import colorize_files, plan_outputs
     from colorlib.inference import colorize_iter, load_colorizer
 
     items = collect_images(args.inputs)
-    targets = plan_outputs(items, Path(args.output))
+    targets = plan_outputs(items, Path(args.output), args.format, args.overwrite)
     model, size = load_colorizer(args.checkpoint, _device(args.device))
-    photos = colorize_iter(
+    colorize = partial(
+        colorize_iter,
         model,
-        (source for source, _ in items),
         size=args.size or size,
         batch_size=args.batch_size,
         keep_aspect=args.keep_aspect,
     )
-    for target, image in _progress(zip(targets, photos, strict=True), len(targets), "photo"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.save(target)
+    report = colorize_files(
+        colorize,
+        [source for source, _ in items],
+        targets,
+        quality=args.quality,
+        fail_fast=args.fail_fast,
+        progress=lambda results, total: _progress(results, total, "photo"),
+    )
+    if not report.written:
+        reasons = "; ".join(f"{path}: {reason}" for path, reason in report.skipped[:3])
+        raise ValueError(f"no photo could be colorized ({reasons})")
+    for path, reason in report.skipped:
+        print(f"colorlib: skipped {path}: {reason}", file=sys.stderr)
     where = targets[0] if len(targets) == 1 else args.output
-    print(f"colorized {len(targets)} photo(s) -> {where}")
-    return 0
+    print(f"{report.summary()} -> {where}")
+    return report.exit_code
 
 
 def train_configs(model: str, profile, seed: int = 0) -> list:
@@ -196,25 +182,36 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _colour_photos(photos: list[Path], limit: int) -> tuple[list[Path], int]:
-    """The first ``limit`` colour photos (gray and unreadable ones skipped) and how many were
-    skipped on the way; photos are scanned in slices, not all at once."""
+def _colour_photos(
+    photos: list[Path], limit: int, fail_fast: bool = False
+) -> tuple[list[Path], int, dict[Path, str]]:
+    """The first ``limit`` colour photos, how many gray ones were passed over, and the
+    unreadable ones with their reasons; photos are scanned in slices, not all at once.
+
+    Raises:
+        UnreadableImage: the first unreadable photo, with ``fail_fast``.
+    """
     from colorlib.data.grayscan import scan_photos
+    from colorlib.data.images import UnreadableImage
 
     chosen: list[Path] = []
-    skipped = 0
+    gray, unreadable = 0, {}
     start = 0
     while len(chosen) < limit and start < len(photos):
         stop = start + max(2 * (limit - len(chosen)), 16)
         result = scan_photos(photos[start:stop])
-        kept = result.color[: limit - len(chosen)]
-        chosen.extend(kept)
-        skipped += len(result.gray) + len(result.unreadable)
+        if fail_fast and result.unreadable:
+            path, reason = next(iter(result.unreadable.items()))
+            raise UnreadableImage(path, reason)
+        chosen.extend(result.color[: limit - len(chosen)])
+        gray += len(result.gray)
+        unreadable.update(result.unreadable)
         start = stop
-    return chosen, skipped
+    return chosen, gray, unreadable
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate``: model and gray baseline scored; exit 0, or 1 when photos were unreadable."""
     from colorlib.data.images import gray_baseline, load_rgb
     from colorlib.evaluation.folders import evaluate_folders
     from colorlib.inference import colorize_iter, load_colorizer
@@ -224,9 +221,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not data.is_dir():
         raise FileNotFoundError(f"--data must be a folder of photos, got {data}")
     limit = args.limit or get_profile(args.profile).eval_images
-    photos, skipped = _colour_photos([p for p, _ in collect_images([data])], limit)
+    found = [p for p, _ in collect_images([data])]
+    photos, gray, unreadable = _colour_photos(found, limit, args.fail_fast)
+    skipped = gray + len(unreadable)
     if not photos:
-        raise ValueError(f"no colour photos to evaluate in {data} ({skipped} gray/unreadable)")
+        raise ValueError(
+            f"no colour photos to evaluate in {data} ({gray} gray, {len(unreadable)} unreadable)"
+        )
     device = _device(args.device)
     model, size = load_colorizer(args.checkpoint, device)
     size = args.size or size
@@ -238,10 +239,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         def gray_inputs():  # saves the truth and the gray baseline on the way
             for index, photo in enumerate(photos):
                 original = load_rgb(photo)
-                gray = gray_baseline(original)
+                gray_photo = gray_baseline(original)
                 original.save(folders["truth"] / f"{index:06d}.png")
-                gray.save(folders["gray"] / f"{index:06d}.png")
-                yield gray
+                gray_photo.save(folders["gray"] / f"{index:06d}.png")
+                yield gray_photo
 
         coloured = colorize_iter(model, gray_inputs(), size=size, batch_size=args.batch_size)
         for index, image in enumerate(_progress(coloured, len(photos), "photo")):
@@ -255,6 +256,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "data": str(data),
         "num_images": len(photos),
         "num_skipped": skipped,
+        "unreadable": {str(path): reason for path, reason in unreadable.items()},
         "size": size,
         "metric_size": args.metric_size,
         "results": rows,
@@ -263,11 +265,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=json_value))
     else:
         print(
-            f"{len(photos)} photos from {data} ({skipped} gray/unreadable skipped), "
+            f"{len(photos)} photos from {data} ({gray} gray and {len(unreadable)} unreadable "
+            "skipped), "
             f"model input {size}px, checkpoint {args.checkpoint}"
         )
         print(format_table({name: _without(row, "count") for name, row in rows.items()}))
-    return 0
+    for path, reason in unreadable.items():
+        print(f"colorlib: skipped {path}: {reason}", file=sys.stderr)
+    return 1 if unreadable else 0
 
 
 def _without(row: dict, key: str) -> dict:

@@ -11,9 +11,10 @@ from PIL import Image
 from torch import nn
 
 from colorlib import inference as infer
+from colorlib.batch import plan_outputs
 from colorlib.cli import main
 from colorlib.color import rgb_to_lab
-from colorlib.commands import collect_images, plan_outputs, train_configs
+from colorlib.commands import collect_images, train_configs
 from colorlib.data.images import to_rgb_tensor
 from colorlib.tables import format_table
 
@@ -93,7 +94,7 @@ def test_colorize_a_folder_writes_same_size_pngs(tmp_path, stand_in, capsys):
     out = tmp_path / "out"
     argv = ["colorize", str(tmp_path / "in"), str(single), "-o", str(out)]
     assert main([*argv, "--checkpoint", "model.pt", "--device", "cpu", "--batch-size", "2"]) == 0
-    assert "colorized 3 photo(s)" in capsys.readouterr().out
+    assert "3 colorized ->" in capsys.readouterr().out
     assert stand_in == [("model.pt", "cpu")]
     for name, size in (("a.png", (45, 31)), ("sub/b.png", (20, 64)), ("c.png", (17, 9))):
         with Image.open(out / name) as image:
@@ -133,7 +134,85 @@ def test_unreadable_photo_is_one_line(tmp_path, stand_in, capsys):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
     assert main(["colorize", str(bad), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"]) == 2
-    _one_error_line(capsys, "broken.jpg")
+    _one_error_line(capsys, "no photo could be colorized", "broken.jpg")
+    assert not (tmp_path / "o" / "broken.png").exists()
+
+
+def _truncated(path):
+    _photo(path, (64, 48))
+    path.write_bytes(path.read_bytes()[:300])
+    return path
+
+
+def test_a_bad_photo_does_not_stop_the_batch(tmp_path, stand_in, capsys):
+    for name in ("a.jpg", "b.jpg", "d.jpg"):
+        _photo(tmp_path / "in" / name)
+    _truncated(tmp_path / "in" / "c.jpg")
+    argv = ["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"]
+    assert main(argv) == 1  # some skipped, the others written
+    out, err = capsys.readouterr()
+    assert "3 colorized, 1 skipped" in out
+    assert "colorlib: skipped" in err and "c.jpg" in err and "truncated" in err.lower()
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.png", "b.png", "d.png"]
+    # --fail-fast: stop at the bad photo, one error line, exit 2
+    assert main([*argv[:-2], "-o", str(tmp_path / "o2"), "--checkpoint", "m.pt", "--fail-fast"])
+    _one_error_line(capsys, "c.jpg")
+
+
+def test_existing_outputs_are_never_replaced_unasked(tmp_path, stand_in, capsys):
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        _photo(tmp_path / "in" / name, seed=len(name))
+    keep = tmp_path / "o"
+    keep.mkdir()
+    for name in ("a.png", "c.png"):
+        (keep / name).write_bytes(b"a different photo the user kept")
+    argv = ["colorize", str(tmp_path / "in"), "-o", str(keep), "--checkpoint", "m.pt"]
+    assert main(argv) == 2
+    line = _one_error_line(
+        capsys, "would replace 2 existing file(s)", "a.png", "c.png", "--overwrite"
+    )
+    assert "b.png" not in line
+    assert not stand_in and not (keep / "b.png").exists()  # refused before any work
+    assert (keep / "a.png").read_bytes() == b"a different photo the user kept"
+    assert main([*argv, "--overwrite"]) == 0
+    with Image.open(keep / "a.png") as image:
+        assert image.size == (45, 31)
+
+
+def test_outputs_are_written_atomically(tmp_path, stand_in, monkeypatch):
+    source = _photo(tmp_path / "in" / "a.jpg")
+    target = tmp_path / "o" / "a.png"
+    target.parent.mkdir()
+    target.write_bytes(b"the old file")
+
+    def crash(self, fp, *args, **kwargs):  # half a file written, then the machine dies
+        fp.write(b"\x89PNG half")
+        raise MemoryError("killed mid-write")
+
+    monkeypatch.setattr(Image.Image, "save", crash)
+    argv = ["colorize", str(source), "-o", str(target.parent), "--checkpoint", "m.pt"]
+    with pytest.raises(MemoryError):
+        main([*argv, "--overwrite"])
+    assert target.read_bytes() == b"the old file"  # the old file, whole
+    assert [p.name for p in target.parent.iterdir()] == ["a.png"]  # no temporary left
+
+
+def test_colorize_keeps_exif_drops_icc_and_writes_jpeg(tmp_path, stand_in):
+    source = tmp_path / "in" / "scan.jpg"
+    source.parent.mkdir()
+    exif = Image.Exif()
+    exif[0x0132] = "1931:05:17 12:00:00"  # DateTime
+    exif[0x0112] = 6  # stored sideways: the camera says rotate 90 degrees
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8))
+    image.save(source, exif=exif, icc_profile=b"not really a profile")
+    argv = ["colorize", str(source), "-o", str(tmp_path / "o"), "--checkpoint", "m.pt"]
+    assert main([*argv, "--format", "jpg", "--quality", "80"]) == 0
+    with Image.open(tmp_path / "o" / "scan.jpg") as out:
+        assert out.format == "JPEG" and out.size == (30, 40)  # upright: rotated by the tag
+        kept = out.getexif()
+        assert kept[0x0132] == "1931:05:17 12:00:00" and kept.get(0x0112, 1) == 1
+        assert "icc_profile" not in out.info  # sRGB out, the input's profile would lie
+    assert main([*argv, "--format", "jpg", "--quality", "0"]) == 2
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, capsys):
@@ -190,6 +269,21 @@ def test_evaluate_reports_model_and_gray_baseline(tmp_path, stand_in, capsys):
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "gray baseline" in table and "psnr" in table
+
+
+def test_evaluate_skips_unreadable_photos_and_says_so(tmp_path, stand_in, capsys):
+    data = tmp_path / "photos"
+    for index in range(2):
+        _photo(data / f"{index}.jpg", (40, 30), seed=index)
+    _truncated(data / "bad.jpg")
+    argv = ["evaluate", "--checkpoint", "m.pt", "--data", str(data), "--limit", "10"]
+    assert main([*argv, "--json"]) == 1  # done, but not with every photo
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["num_images"] == 2 and list(report["unreadable"]) == [str(data / "bad.jpg")]
+    assert "colorlib: skipped" in err and "bad.jpg" in err
+    assert main([*argv, "--fail-fast"]) == 2
+    _one_error_line(capsys, "bad.jpg")
 
 
 def test_evaluate_needs_a_folder(tmp_path, stand_in, capsys):
@@ -299,5 +393,13 @@ def test_helpers_plan_outputs_and_table(tmp_path):
     items = collect_images([tmp_path / "x"])
     assert items == [(photo, photo.relative_to(tmp_path / "x"))]
     assert plan_outputs(items, tmp_path / "out") == [tmp_path / "out" / "p.png"]
+    assert plan_outputs(items, tmp_path / "out", "jpg") == [tmp_path / "out" / "p.jpg"]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "p.png").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="would replace 1 existing file"):
+        plan_outputs(items, tmp_path / "out")
+    assert plan_outputs(items, tmp_path / "out", overwrite=True) == [tmp_path / "out" / "p.png"]
+    with pytest.raises(ValueError, match="unknown output format 'gif'"):
+        plan_outputs(items, tmp_path / "out", "gif")
     table = format_table({"model": {"psnr": 23.5, "fid": None}, "gray": {"psnr": 22.0}})
     assert table.splitlines()[1].split() == ["model", "23.5", "-"]
