@@ -5,9 +5,9 @@ these small functions, tested without a browser and without ipywidgets:
 
 * :func:`uploaded_image` reads a ``FileUpload`` value (a tuple of dicts in ipywidgets 8, a dict
   of dicts in ipywidgets 7) with :func:`colorlib.data.images.load_rgb`'s checks;
-* :func:`find_checkpoints` lists a folder's ``*.pt`` / ``*.pth`` files and
-  :func:`cached_colorizer` loads each once (per file version and device) with
-  :func:`colorlib.inference.load_colorizer`, which also reads released DDColor ``{"params"}`` files;
+* :func:`cached_colorizer` loads each model once (per file version and device) with
+  :func:`colorlib.inference.load_colorizer`, which also reads released DDColor files and
+  names (the menu itself is :mod:`colorlib.catalog`'s);
 * :func:`gray_and_colour` gives the gray input and the full-resolution colorization;
 * :func:`split_view` puts gray left of a split and colour right of it: the before-after slider
   recomposes the cached previews, the model never reruns for it;
@@ -17,7 +17,7 @@ these small functions, tested without a browser and without ipywidgets:
   original) as a matplotlib figure, for the static HTML book where widgets are dead.
 
 Only PIL, torch and matplotlib are needed here; :mod:`colorlib.widgets` imports ipywidgets
-when a demo is built and re-exports every name of this module's ``__all__``.
+when a demo is built.
 
 >>> split_view(*gray_and_colour(photo, model), fraction=0.5)  # doctest: +SKIP
 """
@@ -46,7 +46,6 @@ __all__ = [
     "png_bytes",
     "download_link",
     "uploaded_image",
-    "find_checkpoints",
     "cached_colorizer",
     "clear_model_cache",
     "gray_and_colour",
@@ -55,7 +54,6 @@ __all__ = [
 
 #: The model choice that adds no colour: the floor every colorizer must beat.
 GRAY_BASELINE = "gray baseline (no colour)"
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 _CACHE_SIZE = 3  # models kept loaded; a DDColor-large is about 1 GB
 _MODEL_CACHE: OrderedDict[tuple, tuple[nn.Module, int]] = OrderedDict()
 
@@ -164,38 +162,24 @@ def uploaded_image(value) -> Image.Image:
         Path(tmp).unlink(missing_ok=True)
 
 
-def find_checkpoints(folder: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Checkpoint files (``*.pt``, ``*.pth``) in ``folder``, by file name, sorted.
-
-    Args:
-        folder: where to look; ``None``: :func:`colorlib.runtime.checkpoint_dir`. A folder
-            that does not exist holds none.
-    """
-    if folder is None:
-        from colorlib.runtime import checkpoint_dir
-
-        folder = checkpoint_dir()
-    folder = Path(folder).expanduser()
-    if not folder.exists():
-        return {}
-    if not folder.is_dir():
-        raise ValueError(f"checkpoint folder must be a directory, got the file {folder}")
-    files = sorted(
-        path
-        for path in folder.iterdir()
-        if path.suffix in CHECKPOINT_SUFFIXES and path.is_file() and not path.name.startswith(".")
-    )
-    return {path.name: path for path in files}
-
-
 def cached_colorizer(path: str | os.PathLike, device="cpu") -> tuple[nn.Module, int]:
-    """:func:`colorlib.inference.load_colorizer`, loading each file once per version and device.
+    """:func:`colorlib.inference.load_colorizer`, loading each file (or released weights by
+    name) once per version and device.
 
     A rewritten file (new modification time or size) is loaded afresh; the last few models
     stay loaded. Returns ``(generator, size)``; raises what ``load_colorizer`` raises.
     """
     from colorlib import inference as infer
+    from colorlib.models.hub import is_released_name
 
+    if is_released_name(path):  # the authors' weights by name: downloaded once, then cached
+        key = (str(path), 0, 0, str(device))
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE[key] = infer.load_colorizer(path, device=device)
+        _MODEL_CACHE.move_to_end(key)
+        while len(_MODEL_CACHE) > _CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+        return _MODEL_CACHE[key]
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from colorlib.catalog import book_models, default_model, released_models
 from colorlib.gallery import (
     GRAY_BASELINE,
     cached_colorizer,
     download_link,
-    find_checkpoints,
     fit_within,
     gray_and_colour,
     png_bytes,
@@ -37,6 +37,7 @@ from colorlib.gallery import (
     uploaded_file,
     uploaded_image,
 )
+from colorlib.models.hub import DEFAULT_RELEASED
 
 __all__ = ["ColorizeDemo", "colorize_demo"]
 
@@ -77,10 +78,17 @@ class ColorizeDemo:
     Args:
         photos: extra photos (paths or PIL images, or a name -> photo mapping), listed first.
         checkpoints: extra checkpoint files (colorlib ``.pt`` or released DDColor ``.pth``).
-        checkpoint_folder: where to look for ``*.pt`` / ``*.pth`` (default ``checkpoint_dir()``).
+        checkpoint_folder: where the book's runs are (default ``checkpoint_dir()``), listed with
+            readable names in the book's order (:func:`colorlib.catalog.book_models`).
         include_samples: also list the bundled sample photos.
-        model: the model chosen first: a name in the list, a checkpoint path, or ``None`` (the
-            first checkpoint found, else the gray baseline).
+        released: list the DDColor authors' released weights first (when cached, or when the
+            Hugging Face Hub answers; downloaded on first use); offline, the status line says
+            why they are missing.
+        show_all: also list the ablation runs (and other profiles' smoke runs) of the
+            checkpoint folder (:func:`colorlib.catalog.book_models`).
+        model: the model chosen first: a name in the list, a checkpoint path, or ``None``
+            (the authors' recommended ``ddcolor-modelscope`` when it can be had, else the
+            book's best model by :data:`colorlib.catalog.PREFERRED`, else the gray baseline).
         device: where models run (default :func:`colorlib.runtime.get_device`).
         max_side: photos are shrunk to this longer side before colorizing (the download's size).
         preview_side: longer side of the on-screen previews.
@@ -102,6 +110,8 @@ class ColorizeDemo:
         *,
         checkpoint_folder=None,
         include_samples: bool = True,
+        released: bool = True,
+        show_all: bool = False,
         model: str | os.PathLike | None = None,
         device=None,
         max_side: int = 1024,
@@ -113,15 +123,23 @@ class ColorizeDemo:
         self.device = get_device(None if device is None else str(device))
         self.max_side, self.preview_side = max_side, preview_side
         self.photos = _name_photos(photos, bundled_sample_paths() if include_samples else [])
-        self.models: dict[str, Path | None] = dict(find_checkpoints(checkpoint_folder))
+        released, why_not = released_models() if released else ({}, None)
+        book = book_models(checkpoint_folder, show_all=show_all)
+        self.models: dict[str, Path | str | None] = {**released, **book}
         for path in checkpoints:
             self._register_model(Path(path).expanduser())
         self.models[GRAY_BASELINE] = None
+        if model is None and released:  # the authors' recommendation, when it can be had
+            model = next((k for k, v in released.items() if v == DEFAULT_RELEASED), None)
+        if model is None:  # else the book's best by catalog.PREFERRED, never an ablation
+            model = default_model(book)
         self.photo = self.gray = self.result = self.model = None
         self.photo_name = self.model_name = self.message = self.error = None
         self.model_size, self._previews, self._quiet = 256, None, False
         self._build_widgets()
         self._start(model)
+        if why_not and self.error is None:
+            self._status(why_not)
 
     def _start(self, model) -> None:
         """Choose the first model and photo; a startup error stays on the status line."""
@@ -255,7 +273,9 @@ class ColorizeDemo:
     def _register_model(self, path: Path) -> str:
         """List ``path`` (once: a file already listed keeps its name) before the baseline."""
         same = [
-            n for n, p in self.models.items() if p is not None and p.resolve() == path.resolve()
+            n
+            for n, p in self.models.items()
+            if isinstance(p, Path) and p.resolve() == path.resolve()
         ]
         name = same[0] if same else _unique(self.models, path.name)
         has_baseline = self.models.pop(GRAY_BASELINE, False) is None

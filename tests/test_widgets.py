@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 matplotlib.use("Agg")
 
@@ -58,6 +59,7 @@ def _tiny_checkpoint(path, image_size=32):
 
 def _demo(tmp_path, **kwargs):
     options = {"photos": {"one": _photo(), "two": _photo(seed=1)}, "include_samples": False}
+    options |= {"released": False}
     options |= {"checkpoint_folder": tmp_path / "checkpoints", "device": "cpu"}
     return widgets.ColorizeDemo(**(options | kwargs))
 
@@ -130,26 +132,6 @@ def test_uploaded_image_names_the_file_when_it_is_not_an_image():
         gallery.uploaded_image(42)
 
 
-def test_find_checkpoints_lists_pt_and_pth_files(tmp_path):
-    assert gallery.find_checkpoints(tmp_path / "missing") == {}
-    for name in ("b.pt", "a.pth", "notes.txt", ".b.pt.123.tmp", ".hidden.pt"):
-        (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "folder.pt").mkdir()
-    assert gallery.find_checkpoints(tmp_path) == {
-        "a.pth": tmp_path / "a.pth",
-        "b.pt": tmp_path / "b.pt",
-    }
-    with pytest.raises(ValueError, match="directory"):
-        gallery.find_checkpoints(tmp_path / "b.pt")
-
-
-def test_find_checkpoints_defaults_to_the_checkpoint_dir():
-    from colorlib.runtime import checkpoint_dir
-
-    (checkpoint_dir() / "x.pt").write_bytes(b"x")
-    assert list(gallery.find_checkpoints()) == ["x.pt"]
-
-
 def test_cached_colorizer_loads_each_file_once_and_reloads_a_new_version(tmp_path, monkeypatch):
     from colorlib import inference as infer
 
@@ -211,8 +193,9 @@ def test_demo_with_the_gray_baseline_fills_every_view(tmp_path):
 def test_demo_model_and_photo_selection_and_slider(tmp_path):
     _tiny_checkpoint(tmp_path / "checkpoints" / "tiny.pt")
     demo = _demo(tmp_path)
-    assert demo.model_picker.options == ("tiny.pt", gallery.GRAY_BASELINE)
-    assert demo.model_name == "tiny.pt" and demo.model_size == 32
+    label = "tiny.pt (unet, 0 steps)"  # a run of no book recipe: its name, model and steps
+    assert demo.model_picker.options == (label, gallery.GRAY_BASELINE)
+    assert demo.model_name == label and demo.model_size == 32
     colour = demo.result
     assert not np.array_equal(np.asarray(colour), np.asarray(demo.gray))  # it added colour
     demo.select_photo("two")
@@ -245,7 +228,7 @@ def test_demo_bad_checkpoint_shows_a_message_not_a_traceback(tmp_path):
     )
     assert demo.add_checkpoint(odd) is None
     assert "odd.pth" in demo.message and "DDColor" in demo.message
-    assert demo.model_picker.options == ("broken.pt", gallery.GRAY_BASELINE)
+    assert demo.model_picker.options == ("broken.pt (unreadable)", gallery.GRAY_BASELINE)
     demo.add_checkpoint("  ")
     assert "type the path" in demo.message
 
@@ -282,3 +265,30 @@ def test_demo_shrinks_big_photos_and_lists_the_bundled_samples(tmp_path):
     assert max(_decoded(demo.colour_image).shape[:2]) <= demo.preview_side
     widget = widgets.colorize_demo([_photo()], include_samples=False, checkpoint_folder=tmp_path)
     assert isinstance(widget, type(demo.widget))
+
+
+def test_demo_offers_the_released_weights_first_and_picks_the_authors_default(
+    tmp_path, monkeypatch
+):
+    label = "ddcolor-modelscope: the authors' default (released)"
+    offered = {"ddcolor-tiny: tiny (released)": "ddcolor-tiny", label: "ddcolor-modelscope"}
+    monkeypatch.setattr(widgets, "released_models", lambda: (offered, None))
+    loaded = []
+
+    def fake_load(name, device="cpu"):
+        loaded.append(str(name))
+        return nn.Conv2d(1, 2, 1), 32
+
+    monkeypatch.setattr(widgets, "cached_colorizer", fake_load)
+    _tiny_checkpoint(tmp_path / "checkpoints" / "book.pt")
+    demo = _demo(tmp_path, released=True)
+    assert list(demo.models)[:2] == list(offered) and list(demo.models)[-1] == gallery.GRAY_BASELINE
+    assert demo.model_name == label and loaded[0] == "ddcolor-modelscope"
+
+
+def test_demo_offline_falls_back_to_the_books_models_and_says_why(tmp_path, monkeypatch):
+    why = "the released weights need the internet once: showing the book's own models"
+    monkeypatch.setattr(widgets, "released_models", lambda: ({}, why))
+    _tiny_checkpoint(tmp_path / "checkpoints" / "book.pt")
+    demo = _demo(tmp_path, released=True)
+    assert demo.model_name == "book.pt (unet, 0 steps)" and why in demo.message

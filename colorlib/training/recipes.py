@@ -63,6 +63,8 @@ class Recipe:
         data_profile: ``profile -> profile`` the run's photos are loaded with (its image and
             batch size); the profile itself for most recipes.
         ablation: a short side run of an ablation, not one of the book's main models.
+        label: a short name for people (menus, legends); the recipe's name when empty.
+        chapter: the book's chapter that trains it.
     """
 
     name: str
@@ -71,6 +73,8 @@ class Recipe:
     init_from: str | None = None
     data_profile: Callable[[Profile], Profile] = _same_profile
     ablation: bool = False
+    label: str = ""
+    chapter: int = 7
 
 
 def _ablation(variant: str) -> Recipe:
@@ -80,6 +84,7 @@ def _ablation(variant: str) -> Recipe:
         lambda profile, seed=0: ablation_recipe(profile, variant, seed),
         data_profile=ablation_profile,
         ablation=True,
+        label=f"DDColor loss ablation '{variant}'",
     )
 
 
@@ -91,22 +96,29 @@ RECIPES: dict[str, Recipe] = {
             "pix2pix",
             "pix2pix from scratch: U-Net + 70x70 PatchGAN, L_cGAN + 100 L1",
             pix2pix_baseline,
+            label="pix2pix: U-Net + PatchGAN, from scratch",
+            chapter=5,
         ),
         Recipe(
             "pretrained-l1",
             "U-Net on an ImageNet encoder, trained with L1 alone",
             lambda profile, seed=0: pretrained_unet(profile, "pretrain", seed),
+            label="U-Net, ImageNet encoder, L1",
+            chapter=6,
         ),
         Recipe(
             "pretrained-gan",
             "the L1-pretrained U-Net fine-tuned as a pix2pix generator",
             lambda profile, seed=0: pretrained_unet(profile, "gan", seed),
             init_from="pretrained-l1",
+            label="U-Net, ImageNet encoder, L1 + GAN",
+            chapter=6,
         ),
         Recipe(
             "ddcolor",
             "DDColor: ConvNeXt encoder, pixel and colour decoders, its four losses",
             lambda profile, seed=0: ddcolor_recipe(profile, seed=seed),
+            label="DDColor, trained in the book",
         ),
         *(_ablation(variant) for variant in LOSS_VARIANTS),
     )
