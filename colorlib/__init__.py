@@ -15,8 +15,9 @@ a module imports only from its own stage or the ones above it (``tests/test_laye
    regions);
 5. :mod:`colorlib.training`: objectives, steps, ``fit``, run state, the recipe registry;
 6. :mod:`colorlib.inference`: ``colorize`` and ``load_colorizer`` (no training code);
-7. for people: :mod:`colorlib.cli` and :mod:`colorlib.commands`, :mod:`colorlib.widgets` and
-   :mod:`colorlib.gallery`, :mod:`colorlib.viz`, :mod:`colorlib.tables`,
+7. for people: :mod:`colorlib.cli`, :mod:`colorlib.commands` and :mod:`colorlib.batch` (the
+   command line), :mod:`colorlib.widgets`, :mod:`colorlib.gallery` and
+   :mod:`colorlib.catalog` (the demo), :mod:`colorlib.viz`, :mod:`colorlib.tables`,
    :mod:`colorlib.profiling`, :mod:`colorlib.reports`.
 
 The names below are the package's short cuts for the chapters' first cells; heavy submodules

@@ -67,7 +67,13 @@ def _add_colorize(subparsers) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="folder (or file, for one photo)"
     )
-    parser.add_argument("--checkpoint", required=True, help="colorlib or released DDColor file")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a colorlib checkpoint, a released DDColor .pth, or the name of the authors' "
+        "weights on the Hugging Face Hub (ddcolor-modelscope, ddcolor-paper, ddcolor-tiny, "
+        "ddcolor-artistic; downloaded once, then cached; 512 px as the authors infer)",
+    )
     parser.add_argument("--size", type=_positive_int, help="model input size (default: trained)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     parser.add_argument("--batch-size", type=_positive_int, default=8)
@@ -94,6 +100,11 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--profile", choices=_profile_names(), help="default: by hardware")
     parser.add_argument("--steps", type=_positive_int, help="step cap per training stage")
     parser.add_argument("--minutes", type=float, help="time budget per training stage")
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        help="minutes of training between checkpoints (default 2; 0: only every 500 steps)",
+    )
     parser.add_argument("--out", help="checkpoint to write (default: in the checkpoint dir)")
     parser.add_argument(
         "--fresh", action="store_true", help="start over instead of resuming --out's run"

@@ -151,6 +151,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.steps is not None or args.minutes is not None:  # the given budget, and only it
         profile = profile.with_overrides(stage_steps=args.steps, stage_minutes=args.minutes)
     configs = train_configs(args.model, profile, args.seed)
+    if getattr(args, "checkpoint_minutes", None) is not None:
+        configs = [c.replace(checkpoint_minutes=args.checkpoint_minutes) for c in configs]
     out = Path(args.out) if args.out else checkpoint_dir() / f"{args.model}-{profile.name}.pt"
     device = _device(args.device)
     seed_everything(args.seed)

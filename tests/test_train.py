@@ -11,7 +11,7 @@ import torch
 from fakes import RandomPairs
 from torch import nn
 
-from colorlib.checkpoint import CheckpointError, load_checkpoint, load_generator
+from colorlib.checkpoint import CheckpointError, load_checkpoint, load_generator, save_checkpoint
 from colorlib.training import loop, runs
 from colorlib.training.config import (
     Stage,
@@ -27,7 +27,7 @@ from colorlib.training.config import (
 from colorlib.training.loop import fit
 from colorlib.training.losses import Pix2PixObjective
 from colorlib.training.runs import train_or_load
-from colorlib.training.runstate import result_from_checkpoint
+from colorlib.training.runstate import checkpoint_due, result_from_checkpoint
 from colorlib.training.steps import (
     NonFiniteLossError,
     discriminator_update,
@@ -154,6 +154,9 @@ def test_config_is_frozen_and_replace_checks_names():
         ({"batch_size": 0}, "batch_size"),
         ({"stages": ()}, "stage"),
         ({"model_kwargs": {"act": nn.ReLU}}, "model_kwargs"),
+        ({"checkpoint_minutes": -1}, "checkpoint_minutes must be >= 0 or None, got -1"),
+        ({"checkpoint_minutes": "2"}, "checkpoint_minutes must be >= 0 or None, got '2'"),
+        ({"checkpoint_minutes": float("nan")}, "checkpoint_minutes must be >= 0 or None"),
     ],
 )
 def test_config_rejects_bad_values_naming_them(changes, message):
@@ -188,6 +191,7 @@ def test_config_differences_ignore_budgets_and_runtime_fields():
     a = tiny_config()
     b = a.replace(num_workers=2, val_every=7, stages=(Stage("pretrain", 9), Stage("gan", 9)))
     assert config_differences(a, b) == []
+    assert config_differences(a, a.replace(checkpoint_every=9, checkpoint_minutes=None)) == []
     assert config_differences(a, a.replace(lambda_l1=1.0)) == ["lambda_l1"]
     assert config_differences(a, a.replace(stages=(Stage("gan", 3),))) == ["stages"]
 
@@ -436,6 +440,116 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     result = fit(config, Pairs(12), Pairs(4), "cpu", path, progress=False)
     assert len(result.history) == 4 and result.complete
+
+
+class FakeClock:
+    """Stands in for the ``time`` module inside the loop: each reading is 30 s after the last,
+    so one step takes 30 s of training time and minutes pass without waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 30.0
+        return self.now
+
+
+def _saved_steps(monkeypatch, seconds=None) -> list[int]:
+    """The step of every checkpoint fit writes from now on; with ``seconds``, each save
+    reports that it took that long (a slow disk)."""
+    steps, real = [], loop.write_checkpoint
+
+    def recording(path, state):
+        steps.append(state["progress"]["step"])
+        took = real(path, state)
+        return took if seconds is None else seconds
+
+    monkeypatch.setattr(loop, "write_checkpoint", recording)
+    return steps
+
+
+@pytest.mark.parametrize(
+    ("every", "minutes", "expected"),
+    [
+        (0, 1.0, [2, 4, 5]),  # a minute is two steps; then the stage end
+        (3, 1.0, [2, 3, 5]),  # whichever comes first; minutes count from the last save
+        (2, 5.0, [2, 4, 5]),  # the step interval comes first
+        (0, 0, [5]),  # off: stage ends only
+        (0, None, [5]),
+    ],
+)
+def test_a_checkpoint_is_written_when_minutes_of_training_pass(
+    tmp_path, monkeypatch, every, minutes, expected
+):
+    monkeypatch.setattr(loop, "time", FakeClock())
+    saved = _saved_steps(monkeypatch)
+    config = tiny_config(
+        stages=(Stage("pretrain", max_steps=5),),
+        discriminator=None,
+        val_every=0,
+        checkpoint_every=every,
+        checkpoint_minutes=minutes,
+    )
+    fit(config, Pairs(12), Pairs(4), "cpu", tmp_path / "t.pt", progress=False)
+    assert saved == expected
+    assert load_checkpoint(tmp_path / "t.pt")["progress"]["elapsed"] == 150.0
+
+
+def test_slow_saves_stretch_the_interval_to_keep_their_cost_under_2_percent(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "time", FakeClock())
+    saved = _saved_steps(monkeypatch, seconds=3.0)  # 3 s a save: at most one per 150 s
+    config = tiny_config(
+        stages=(Stage("pretrain", max_steps=8),),
+        discriminator=None,
+        val_every=0,
+        checkpoint_every=0,
+        checkpoint_minutes=1.0,
+    )
+    fit(config, Pairs(12), Pairs(4), "cpu", tmp_path / "s.pt", progress=False)
+    assert saved == [2, 7, 8]  # 60 s, then 150 s later (not every 60 s: 2, 4, 6, 8)
+
+
+def test_checkpoint_due_by_steps_or_by_minutes_whichever_first():
+    config = tiny_config(checkpoint_every=500, checkpoint_minutes=2.0)
+    assert checkpoint_due(config, 500, 0.0) and checkpoint_due(config, 7, 120.0)
+    assert not checkpoint_due(config, 7, 119.9)
+    assert not checkpoint_due(config, 7, 120.0, save_seconds=3.0)  # 3 s: every 150 s
+    assert checkpoint_due(config, 7, 150.0, save_seconds=3.0)
+    assert not checkpoint_due(config.replace(checkpoint_minutes=0), 7, 1e9)
+    assert not checkpoint_due(config.replace(checkpoint_every=0, checkpoint_minutes=None), 500, 1e9)
+
+
+def test_a_resumed_run_counts_minutes_from_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "time", FakeClock())
+    saved = _saved_steps(monkeypatch)
+    short = tiny_config(
+        stages=(Stage("pretrain", max_steps=3),),
+        discriminator=None,
+        val_every=0,
+        checkpoint_every=0,
+        checkpoint_minutes=1.0,
+    )
+    path = tmp_path / "r.pt"
+    fit(short, Pairs(12), Pairs(4), "cpu", path, progress=False)  # step 2 (60 s), end (90 s)
+    longer = short.replace(stages=(Stage("pretrain", max_steps=6),))
+    fit(longer, Pairs(12), Pairs(4), "cpu", path, progress=False)
+    assert saved == [2, 3, 5, 6]  # 5: a minute after the checkpoint it resumed from (150 s)
+
+
+def test_checkpoints_without_checkpoint_minutes_still_load_and_resume(cache, capsys):
+    config = tiny_config(stages=(Stage("pretrain", max_steps=2),), discriminator=None)
+    train_or_load(config, "old", Pairs(8), Pairs(4), device="cpu", progress=False)
+    path = cache / "cache" / "checkpoints" / "old.pt"
+    state = load_checkpoint(path)
+    del state["config"]["checkpoint_minutes"]  # as written before the field existed
+    save_checkpoint(path, state)
+    assert TrainConfig.from_dict(load_checkpoint(path)["config"]).checkpoint_minutes == 2.0
+    again = train_or_load(config.replace(checkpoint_minutes=0.5), "old", Pairs(8), Pairs(4), "cpu")
+    assert again.loaded
+    longer = config.replace(stages=(Stage("pretrain", max_steps=3),))
+    result = train_or_load(longer, "old", Pairs(8), Pairs(4), device="cpu", progress=False)
+    assert f"resuming from {path} at step 2" in capsys.readouterr().out
+    assert [r["step"] for r in result.history] == [1, 2, 3]
 
 
 # --- train_or_load ------------------------------------------------------------------------------

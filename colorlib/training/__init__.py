@@ -16,7 +16,8 @@ checkpoints (:mod:`colorlib.checkpoint`'s file format) and a
   (:mod:`~colorlib.training.recipes_unet`, :mod:`~colorlib.training.recipes_ddcolor` hold
   their configs);
 * :mod:`~colorlib.training.distributed`, :mod:`~colorlib.training.console`: DDP plumbing,
-  progress bar and Ctrl-C.
+  progress bar and Ctrl-C;
+* :mod:`~colorlib.training.lock`: one process at a time per checkpoint (a lock file).
 
 Imports the base, data, models, the checkpoint format and evaluation (validation during
 training uses the evaluation metrics); nothing below it.

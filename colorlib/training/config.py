@@ -55,7 +55,13 @@ OPTIMIZERS = {
     "adamw": {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.01},
 }
 # fields that change neither the weights nor the data order: a checkpoint may differ in them
-RUNTIME_FIELDS = ("num_workers", "checkpoint_every", "val_every", "num_val_images")
+RUNTIME_FIELDS = (
+    "num_workers",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "val_every",
+    "num_val_images",
+)
 
 
 def to_primitives(value, where: str):
@@ -117,6 +123,9 @@ class TrainConfig:
         val_every: validate every this many steps (0: only at stage ends).
         num_val_images, num_sample_images: validation photos for metrics / kept samples.
         checkpoint_every: steps between checkpoints (0: only at stage ends and on Ctrl-C).
+        checkpoint_minutes: minutes of training between checkpoints, whichever of the two
+            comes first (0 or None: steps only), so that a hard kill loses little work; on a
+            disk so slow that a save takes over 2 % of that, they come less often.
         seed: seeds initialisation, the data order and augmentation.
         amp, channels_last: float16 autocast + GradScaler and NHWC memory, CUDA only.
         grad_checkpointing: passed to networks that support it.
@@ -149,6 +158,7 @@ class TrainConfig:
     num_val_images: int = 16
     num_sample_images: int = 4
     checkpoint_every: int = 500
+    checkpoint_minutes: float | None = 2.0
     seed: int = 0
     amp: bool = True
     channels_last: bool = True
@@ -189,6 +199,10 @@ class TrainConfig:
         for name in ("val_every", "checkpoint_every", "num_sample_images"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
+        minutes = self.checkpoint_minutes
+        number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
+        if minutes is not None and not (number and minutes >= 0):
+            raise ValueError(f"checkpoint_minutes must be >= 0 or None, got {minutes!r}")
 
     def to_dict(self) -> dict:
         """Primitives only (what checkpoints store)."""

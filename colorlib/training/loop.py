@@ -7,11 +7,12 @@ Design:
   (:func:`~colorlib.training.steps.pretrain_step` or :func:`~colorlib.training.steps.gan_step`,
   fed ``accumulate_steps`` micro-batches from a seeded, resumable sampler). It keeps a per-step
   loss history, periodic validation metrics and a few sample colourisations;
-* it checkpoints every ``checkpoint_every`` steps, at stage ends and on Ctrl-C (the interrupt
-  is deferred to the end of the running step, so a checkpoint is always a step boundary),
-  resumes bit-exactly on CPU with ``num_workers=0`` (RNG states and the data position are
-  saved), stops on a non-finite loss without touching the last good checkpoint, and runs
-  unchanged under ``torchrun`` (DDP; see :mod:`colorlib.training.distributed`).
+* it checkpoints every ``checkpoint_every`` steps or ``checkpoint_minutes``, whichever comes
+  first, at stage ends and on Ctrl-C (the interrupt is deferred to the end of the running step,
+  so a checkpoint is always a step boundary), resumes bit-exactly on CPU with ``num_workers=0``
+  (RNG states and the data position are saved), stops on a non-finite loss without touching
+  the last good checkpoint, holds ``<checkpoint>.lock`` against a second process
+  (:mod:`colorlib.training.lock`) and runs unchanged under ``torchrun`` (DDP).
 
 Where the rest lives: see :mod:`colorlib.training` (config, steps, run state and
 ``TrainResult``, console, ``train_or_load``), :mod:`colorlib.checkpoint` (the file) and
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from colorlib.checkpoint import rebuild_generator, save_checkpoint
+from colorlib.checkpoint import rebuild_generator
 from colorlib.data.datasets import make_loader
 from colorlib.evaluation.validation import validate, validation_pairs
 from colorlib.runtime import get_device, seed_everything
@@ -53,10 +54,12 @@ from colorlib.training.console import (
     print_main,
     progress_bar,
 )
+from colorlib.training.lock import CheckpointLock
 from colorlib.training.runstate import (
     Progress,
     TrainResult,
     architecture_of,
+    checkpoint_due,
     decode_samples,
     get_rng_state,
     init_state,
@@ -66,7 +69,8 @@ from colorlib.training.runstate import (
     resolve_init,
     resume_state,
     set_rng_state,
-    stage_over,
+    stage_over_everywhere,
+    write_checkpoint,
 )
 from colorlib.training.steps import (
     NonFiniteLossError,
@@ -103,6 +107,8 @@ class _Run:
     validations: list = field(default_factory=list)
     samples: dict = field(default_factory=dict)
     saved_step: int = -1
+    saved_elapsed: float = 0.0  # progress.elapsed at the last checkpoint
+    save_seconds: float = 0.0  # how long the last checkpoint took to write
 
 
 def _build_networks(config, device, state, init_from):
@@ -182,7 +188,7 @@ def _restore(run: _Run, state: dict) -> None:
     run.history = list(state.get("history", []))
     run.validations = list(state.get("validations", []))
     run.samples = state.get("samples") or run.samples
-    run.saved_step = run.progress.step
+    run.saved_step, run.saved_elapsed = run.progress.step, run.progress.elapsed
     set_rng_state(state["rng"])  # last: nothing may draw random numbers after this
     print_main(f"resuming from {run.checkpoint_path} at step {run.progress.step}")
 
@@ -234,8 +240,8 @@ def _save(run: _Run) -> None:
         "validations": run.validations,
         "samples": run.samples,
     }
-    save_checkpoint(run.checkpoint_path, state)
-    run.saved_step = p.step
+    run.save_seconds = write_checkpoint(run.checkpoint_path, state)
+    run.saved_step, run.saved_elapsed = p.step, p.elapsed
 
 
 def _batches(run: _Run):
@@ -273,13 +279,6 @@ def _step_function(run: _Run, stage: Stage):
     )
 
 
-def _stage_over_everywhere(run: _Run, index: int) -> bool:
-    over = stage_over(run.config, run.progress, index)
-    if run.config.stages[index].max_minutes is None:
-        return over  # step budgets agree on every rank without asking
-    return ddp.any_rank(over, run.device)
-
-
 def _nan_message(run: _Run, index: int, err: Exception) -> str:
     stage, p = run.config.stages[index], run.progress
     where = f"training stopped at step {p.step + 1} (stage {index + 1} '{stage.name}')"
@@ -298,7 +297,7 @@ def _run_stage(run: _Run, index: int, show: bool, interrupt: Interrupt) -> None:
     initial = run.progress.stage_steps[index]
     bar = progress_bar(config.stages, index, initial, show and run.info.is_main)
     try:
-        while not _stage_over_everywhere(run, index):
+        while not stage_over_everywhere(config, p, index, run.device):
             group = [next(batches) for _ in range(config.accumulate_steps)]
             apply_learning_rate(config, p.step, run.g_optimizer, run.d_optimizer)
             try:
@@ -316,8 +315,8 @@ def _run_stage(run: _Run, index: int, show: bool, interrupt: Interrupt) -> None:
             bar.update()
             if config.val_every and p.step % config.val_every == 0:
                 _validate(run, stage)
-            if config.checkpoint_every and p.step % config.checkpoint_every == 0:
-                _save(run)
+            if checkpoint_due(config, p.step, p.elapsed - run.saved_elapsed, run.save_seconds):
+                _save(run)  # ranks need not agree: only rank 0 saves, with no collective
             if interrupt.hit:
                 raise KeyboardInterrupt(f"interrupted after step {p.step}")
     finally:
@@ -344,7 +343,8 @@ def fit(
         train_set, val_set: datasets of ``(L (1, S, S), ab (2, S, S))`` pairs.
         device: ``"cuda"``, ``"cpu"``... (None: :func:`colorlib.runtime.get_device`). Under
             ``torchrun`` each process uses ``cuda:LOCAL_RANK``.
-        checkpoint_path: where to checkpoint (None: nowhere).
+        checkpoint_path: where to checkpoint (None: nowhere); ``<checkpoint_path>.lock``
+            is held while ``fit`` runs, against a second process training into it.
         resume: continue from ``checkpoint_path`` when it holds a run of the same config
             (stage budgets may have grown); a different config raises ``CheckpointError``.
         progress: show a progress bar with the live losses (rank 0).
@@ -356,10 +356,13 @@ def fit(
 
     Raises:
         NonFiniteLossError: a loss became NaN/inf; the message names the step and the loss.
+        CheckpointLockedError: another live process is training into ``checkpoint_path``.
         KeyboardInterrupt: after Ctrl-C, once the running step ended and was checkpointed.
     """
     info, device = ddp.init_from_env(get_device(None if device is None else str(device)))
+    lock = CheckpointLock(checkpoint_path, info, device)
     try:
+        lock.acquire()  # before reading the checkpoint: no other process writes it meanwhile
         run = _prepare(config, train_set, val_set, device, info, checkpoint_path, resume, init_from)
         try:
             with deferred_interrupt(not info.enabled) as interrupt:
@@ -375,6 +378,7 @@ def fit(
         ddp.broadcast_buffers(run.generator)
         ddp.broadcast_buffers(run.discriminator)
     finally:
+        lock.release()
         if info.owns_group:
             torch.distributed.destroy_process_group()
     return _result(run, loaded=False)

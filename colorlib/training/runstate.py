@@ -4,7 +4,8 @@ A training run is more than weights. To stop and resume exactly, :func:`colorlib
 saves, beside the networks and optimisers (:mod:`colorlib.checkpoint` is the file format):
 
 * :class:`Progress`, the counters (steps, stages, epochs, seconds) and, with the config's
-  budgets, whether a stage or the whole run is over (:func:`stage_over`, :func:`is_complete`);
+  budgets, whether a stage or the whole run is over (:func:`stage_over`, :func:`is_complete`)
+  and whether a checkpoint is due (:func:`checkpoint_due`, by steps or by minutes);
 * the sample colourisations, quantised to uint8 (:func:`quantise`, :func:`decode_samples`);
 * the random-number states of Python, NumPy and torch (:func:`get_rng_state`);
 * the generator's own architecture (:func:`architecture_of`).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorlib.checkpoint import CheckpointError, load_checkpoint, rebuild_generator
+from colorlib.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rebuild_generator,
+    save_checkpoint,
+)
 from colorlib.runtime import checkpoint_dir, get_device
 from colorlib.training import distributed as ddp
 from colorlib.training.config import (
@@ -42,8 +49,12 @@ __all__ = [
     "SAMPLE_SIZE",
     "Progress",
     "stage_over",
+    "stage_over_everywhere",
     "is_complete",
     "minutes_left",
+    "MAX_SAVE_SHARE",
+    "checkpoint_due",
+    "write_checkpoint",
     "quantise",
     "decode_samples",
     "get_rng_state",
@@ -57,6 +68,8 @@ __all__ = [
 ]
 
 SAMPLE_SIZE = 128  # side of the stored sample colourisations (kept small for checkpoints)
+#: the most of the training time that checkpoints by minutes may take (the interval stretches)
+MAX_SAVE_SHARE = 0.02
 
 
 @dataclass
@@ -87,12 +100,43 @@ def stage_over(config: TrainConfig, progress: Progress, index: int) -> bool:
     return steps or (stage.max_minutes is not None and minutes >= stage.max_minutes)
 
 
+def stage_over_everywhere(config: TrainConfig, progress: Progress, index: int, device) -> bool:
+    """:func:`stage_over`, agreed by every rank under ``torchrun`` (a time budget runs out at
+    different moments on different ranks; step budgets agree without asking)."""
+    over = stage_over(config, progress, index)
+    if config.stages[index].max_minutes is None:
+        return over
+    return ddp.any_rank(over, device)
+
+
 def minutes_left(config: TrainConfig, progress: Progress, index: int) -> float | None:
     """Minutes left in stage ``index``'s time budget (None: the stage has none)."""
     stage = config.stages[index]
     if stage.max_minutes is None:
         return None
     return stage.max_minutes - progress.stage_seconds[index] / 60
+
+
+def checkpoint_due(
+    config: TrainConfig, step: int, seconds_since_save: float, save_seconds: float = 0.0
+) -> bool:
+    """Whether ``fit`` checkpoints after global ``step``: every ``checkpoint_every`` steps or
+    once ``checkpoint_minutes`` of training have passed since the last save, whichever comes
+    first. The minutes stretch to ``save_seconds / MAX_SAVE_SHARE`` when the last save took
+    ``save_seconds`` (a slow disk): saving by minutes costs at most 2 % of training time."""
+    if config.checkpoint_every and step % config.checkpoint_every == 0:
+        return True
+    if not config.checkpoint_minutes:
+        return False
+    interval = max(60.0 * config.checkpoint_minutes, save_seconds / MAX_SAVE_SHARE)
+    return seconds_since_save >= interval
+
+
+def write_checkpoint(path: Path, state: dict) -> float:
+    """:func:`colorlib.checkpoint.save_checkpoint`, timed: the seconds the save took."""
+    start = time.perf_counter()
+    save_checkpoint(path, state)
+    return time.perf_counter() - start
 
 
 def is_complete(config: TrainConfig, progress: Progress) -> bool:
