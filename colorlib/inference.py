@@ -6,14 +6,18 @@ keeps every pixel of the photo's own lightness and lets the network supply only 
 1. the input (PIL image, numpy array, path, or a list of them) becomes sRGB in [0, 1];
 2. its lightness ``L`` is computed at full resolution;
 3. a resized copy of ``L`` (the training size ``size x size``, or with ``keep_aspect`` the
-   aspect ratio kept and both sides rounded to the model's ``required_multiple``) goes through
-   the network, in eval mode under ``torch.inference_mode``; inputs of the same model size share
-   a batch;
+   aspect ratio kept and both sides rounded to the model's ``required_multiple``; never over
+   :data:`MAX_MODEL_SIDE` on a side) goes through the network, in eval mode under
+   ``torch.inference_mode``; inputs of the same model size share a batch;
 4. the predicted ``ab`` is clamped to [-1, 1], upsampled bilinearly to the full size and joined
    with the full-resolution ``L``;
 5. pixels whose colour falls outside sRGB get their chroma scaled down (:func:`fit_to_gamut`)
    instead of being clipped channel by channel, so lightness and hue survive: the output's Lab
    ``L`` equals the input's up to 8-bit rounding.
+
+Steps 2, 4 and 5 run a strip of rows at a time, into the 8-bit output
+(:mod:`colorlib.inference_memory`): besides the input and the output, a photo costs its float32
+``L`` (4 bytes a pixel) and one strip's work, whatever its size.
 
 >>> from colorlib.inference import colorize
 >>> colour = colorize(generator, "grandma.jpg", size=256)  # doctest: +SKIP
@@ -26,14 +30,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
 from colorlib.checkpoint import load_generator
-from colorlib.color import L_ab_to_rgb, rgb_to_L_ab
-from colorlib.data.images import to_pil, to_rgb_tensor
+from colorlib.color import L_ab_to_rgb
+from colorlib.data.images import to_pil
+from colorlib.inference_memory import photo_lightness, resize, resized_rows
 from colorlib.models.ddcolor import DDColor, load_released_checkpoint
+from colorlib.models.hub import is_released_name, load_released
+from colorlib.runtime import say
 
 __all__ = [
     "colorize",
@@ -41,11 +47,14 @@ __all__ = [
     "colorize_L_ab",
     "fit_to_gamut",
     "model_input_size",
+    "MAX_MODEL_SIDE",
     "load_colorizer",
     "is_released_ddcolor",
 ]
 
 _GAMUT_TOLERANCE = 1e-4  # RGB overshoot treated as rounding noise, not as out of gamut
+#: The longest side the network is given; a larger request is scaled down, with a message.
+MAX_MODEL_SIDE = 2048
 
 
 def fit_to_gamut(L: Tensor, ab: Tensor, steps: int = 8) -> Tensor:
@@ -92,7 +101,8 @@ def model_input_size(
 
     Square ``size x size`` by default (how the generators are trained). With ``keep_aspect``
     the shorter side becomes ``size`` and both sides are rounded to multiples of ``multiple``
-    (for networks that accept any such size, like DDColor).
+    (for networks that accept any such size, like DDColor). :func:`colorize` scales the result
+    down to fit :data:`MAX_MODEL_SIDE`.
     """
     if not isinstance(size, int) or size <= 0:
         raise ValueError(f"size must be a positive integer, got {size!r}")
@@ -143,17 +153,35 @@ def _predict_small(model: nn.Module, L_small: Tensor) -> Tensor:
     return ab_small.float()
 
 
-def _resize(x: Tensor, shape: tuple[int, int]) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(shape):
-        return x
-    shrinking = shape[0] < x.shape[-2] or shape[1] < x.shape[-1]
-    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=shrinking)
+def _network_shape(model: nn.Module, height: int, width: int, size: int, keep_aspect: bool):
+    """:func:`model_input_size` for ``model``; over :data:`MAX_MODEL_SIDE`, scaled down (and
+    said so): the longer side becomes the cap rounded down to the model's multiple."""
+    multiple = getattr(model, "required_multiple", 32)
+    wanted = model_input_size(height, width, size, keep_aspect, multiple)
+    longest = max(multiple, MAX_MODEL_SIDE // multiple * multiple)
+    if max(wanted) <= longest:
+        return wanted
+    shape = (longest, longest)
+    if keep_aspect:  # the longer side at the cap, the shorter one in proportion (rounded)
+        scale = longest / max(height, width)
+        shape = tuple(
+            max(multiple, round(side * scale / multiple) * multiple) for side in (height, width)
+        )
+    say(
+        f"a {width}x{height} photo at size={size} would give the network a {wanted[1]}x"
+        f"{wanted[0]} input, over MAX_MODEL_SIDE={MAX_MODEL_SIDE} px on a side (its memory and "
+        f"time grow with the area; colour needs no such detail): it gets {shape[1]}x{shape[0]}, "
+        "the lightness stays at full resolution"
+    )
+    return shape
 
 
-def _full_resolution_ab(L: Tensor, ab_small: Tensor) -> Tensor:
-    """Upsample ``ab_small`` to ``L``'s size and fit it into the sRGB gamut with that ``L``."""
-    ab = _resize(ab_small.clamp(-1.0, 1.0), tuple(L.shape[-2:]))
-    return fit_to_gamut(L, ab)
+def _fitted_ab(L: Tensor, ab_small: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+    """``(top, end, ab)``: one photo's ``ab_small`` resized to ``L``'s size and fitted into the
+    gamut with ``L``, a strip of rows at a time (:func:`colorlib.inference_memory.resized_rows`)."""
+    height, width = L.shape[-2:]
+    for top, end, ab in resized_rows(ab_small.clamp(-1.0, 1.0), height, width):
+        yield top, end, fit_to_gamut(L[..., top:end, :], ab)
 
 
 def colorize_L_ab(
@@ -174,31 +202,32 @@ def colorize_L_ab(
     if not isinstance(L, Tensor) or L.dim() != 4 or L.shape[1] != 1:
         shape = tuple(L.shape) if isinstance(L, Tensor) else type(L).__name__
         raise ValueError(f"L must be a tensor of shape (B, 1, H, W), got {shape}")
-    multiple = getattr(model, "required_multiple", 32)
-    shape = model_input_size(L.shape[-2], L.shape[-1], size, keep_aspect, multiple)
+    shape = _network_shape(model, L.shape[-2], L.shape[-1], size, keep_aspect)
+    ab = L.new_empty(L.shape[0], 2, *L.shape[-2:], dtype=torch.float32)  # not an inference one
     with _eval_mode(model), torch.inference_mode():
         L = L.float()
-        ab_small = _predict_small(model, _resize(L, shape)).to(L.device)
-        ab = _full_resolution_ab(L, ab_small)
-    return ab.clone()  # a normal tensor, usable outside inference mode
+        ab_small = _predict_small(model, resize(L, shape)).to(L.device)
+        for i in range(L.shape[0]):
+            for top, end, strip in _fitted_ab(L[i : i + 1], ab_small[i : i + 1]):
+                ab[i, :, top:end] = strip[0]
+    return ab
 
 
 def _colorize_chunk(model, images, size, device, keep_aspect) -> list[Image.Image]:
     """Colorize a few images: the ones that share a model input size share a batch."""
-    multiple = getattr(model, "required_multiple", 32)
-    L_full = [rgb_to_L_ab(to_rgb_tensor(image).to(device))[0] for image in images]
+    L_full = [photo_lightness(image, device) for image in images]
     groups: dict[tuple[int, int], list[int]] = {}
     for index, L in enumerate(L_full):
-        shape = model_input_size(L.shape[-2], L.shape[-1], size, keep_aspect, multiple)
+        shape = _network_shape(model, L.shape[-2], L.shape[-1], size, keep_aspect)
         groups.setdefault(shape, []).append(index)
     outputs: list[Image.Image | None] = [None] * len(images)
     for shape, indices in groups.items():
-        L_small = torch.stack([_resize(L_full[i][None], shape)[0] for i in indices])
-        ab_small = _predict_small(model, L_small).to(device)
-        for i, ab_one in zip(indices, ab_small, strict=True):
-            L = L_full[i][None]  # (1, 1, H, W)
-            rgb = L_ab_to_rgb(L, _full_resolution_ab(L, ab_one[None]))
-            outputs[i] = to_pil(rgb[0])
+        ab_small = _predict_small(model, torch.cat([resize(L_full[i], shape) for i in indices]))
+        for i, ab_one in zip(indices, ab_small.to(device), strict=True):
+            L, L_full[i] = L_full[i], None  # freed as soon as its photo is done
+            outputs[i] = Image.new("RGB", (L.shape[-1], L.shape[-2]))
+            for top, end, ab in _fitted_ab(L, ab_one[None]):
+                outputs[i].paste(to_pil(L_ab_to_rgb(L[..., top:end, :], ab)[0]), (0, top))
     return outputs
 
 
@@ -253,7 +282,8 @@ def colorize(
             its (and every submodule's) training flag is restored afterwards.
         image: a ``PIL.Image`` (grayscale ``L`` mode is the main use), a numpy array (``HxW``,
             ``HxWx3``; uint8 or float in [0, 1]), a path, or a list of those.
-        size: the model's training size; the network sees ``size x size``.
+        size: the model's training size; the network sees ``size x size`` (scaled down, with
+            a message, to at most :data:`MAX_MODEL_SIDE` on a side).
         device: where to run; ``None`` keeps the model where it is (the model is moved
             otherwise).
         batch_size: photos per forward pass for a list.
@@ -262,7 +292,8 @@ def colorize(
 
     Returns:
         An RGB ``PIL.Image`` of the input's size (a list for a list): the input's own lightness
-        with the predicted colour.
+        with the predicted colour. Memory beyond the input and the output: 4 bytes a pixel
+        and one strip's work (:mod:`colorlib.inference_memory`).
 
     Example:
         >>> gray = PIL.Image.open("old.jpg").convert("L")  # doctest: +SKIP
@@ -315,8 +346,11 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu") -> tupl
     """Load a generator from a colorlib checkpoint or a released DDColor checkpoint.
 
     Args:
-        path: a file written by training (:mod:`colorlib.checkpoint`'s format), or a released
-            DDColor ``.pth`` (``{"params": state_dict}``; tiny or large, told apart by shape).
+        path: a file written by training (:mod:`colorlib.checkpoint`'s format), a released
+            DDColor ``.pth`` (``{"params": state_dict}``; tiny or large, told apart by shape),
+            or the name of released weights on the Hugging Face Hub
+            (:data:`colorlib.models.hub.RELEASED_WEIGHTS`, e.g. ``"ddcolor-modelscope"``;
+            downloaded once, then cached).
         device: where to put the generator.
 
     Returns:
@@ -325,6 +359,7 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     Raises:
         FileNotFoundError: no such file.
+        colorlib.models.hub.WeightsUnavailable: released weights by name, offline and not cached.
         colorlib.checkpoint.CheckpointError: a corrupt file, not a checkpoint, or weights that
             do not fit the model its config names.
         ValueError: a ``{"params": ...}`` file that does not fit DDColor-tiny or -large.
@@ -333,6 +368,8 @@ def load_colorizer(path: str | Path, device: str | torch.device = "cpu") -> tupl
         >>> generator, size = load_colorizer("ddcolor_paper_tiny.pth")  # doctest: +SKIP
         >>> colorize(generator, "old.jpg", size=size)  # doctest: +SKIP
     """
+    if is_released_name(path):  # the authors' weights by name, from the Hugging Face Hub
+        return load_released(path, device), RELEASED_DDCOLOR_SIZE
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -1,14 +1,22 @@
 """colorlib.inference: full-resolution colorization keeps size and lightness, for every input
 kind."""
 
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from skimage import color as skcolor
 from torch import Tensor, nn
 
 from colorlib import inference as infer
+from colorlib import inference_memory
 from colorlib.color import L_ab_to_rgb, rgb_to_L_ab
 from colorlib.data.images import gray_baseline, to_rgb_tensor
 from colorlib.inference import (
@@ -354,3 +362,224 @@ def test_colorize_real_coco_photos_including_a_gray_one():
         photo = Image.open(path)
         assert out.size == photo.size
         assert np.abs(_lab(out)[..., 0] - _lab(photo)[..., 0]).max() < 0.5
+
+
+# ----------------------------------------------------------------------------- large photos
+
+
+@pytest.mark.parametrize(
+    "small, full",
+    [((12, 16), (97, 131)), ((200, 16), (97, 131)), ((150, 300), (97, 131)), ((1, 1), (50, 40))],
+    ids=["enlarge", "shrink-height", "shrink-both", "one-pixel"],
+)
+def test_resizing_in_strips_matches_resizing_at_once(monkeypatch, small, full):
+    x = torch.rand(2, 2, *small, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    height, width = full
+    shrinking = height < small[0] or width < small[1]
+    whole = F.interpolate(x, size=full, mode="bilinear", align_corners=False, antialias=shrinking)
+    monkeypatch.setattr(inference_memory, "STRIP_PIXELS", 7 * width)  # 7 rows, the last fewer
+    strips = list(inference_memory.resized_rows(x, height, width))
+    assert [(top, end) for top, end, _ in strips] == [
+        (top, min(top + 7, height)) for top in range(0, height, 7)
+    ]
+    assert all(rows.shape == (2, 2, end - top, width) for top, end, rows in strips)
+    # the same numbers up to float32 rounding (sums of a few products of values <= 1)
+    together = torch.cat([rows for _, _, rows in strips], dim=-2)
+    torch.testing.assert_close(together, whole, rtol=0, atol=1e-6)
+    monkeypatch.setattr(inference_memory, "STRIP_PIXELS", height * width)
+    ((top, end, rows),) = inference_memory.resized_rows(x, height, width)  # one strip: at once
+    assert (top, end) == (0, height) and torch.equal(rows, whole)
+
+
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_colorize_in_strips_matches_one_strip(monkeypatch, keep_aspect):
+    photos = [_gray_image(97, 61), _colour_image(61, 97)]
+    L = [rgb_to_L_ab(to_rgb_tensor(photo)[None])[0] for photo in photos]
+    model = TinyColorizer(gain=20.0)  # strong colours: most pixels need the gamut fit
+
+    def run():
+        ab = [colorize_L_ab(model, one, size=32, keep_aspect=keep_aspect) for one in L]
+        rgb = colorize(model, photos, size=32, keep_aspect=keep_aspect, batch_size=2)
+        return ab, [np.asarray(image, np.int16) for image in rgb]
+
+    ab_one, rgb_one = run()
+    assert inference_memory.row_strips(61, 97) == [(0, 61)]
+    monkeypatch.setattr(inference_memory, "STRIP_PIXELS", 5 * 97)  # 5-row strips, then 1 row
+    assert len(inference_memory.row_strips(61, 97)) == 13
+    ab_strips, rgb_strips = run()
+    assert model.seen[: len(model.seen) // 2] == model.seen[len(model.seen) // 2 :]
+    for one, strips, photo_one, photo_strips in zip(
+        ab_one, ab_strips, rgb_one, rgb_strips, strict=True
+    ):
+        assert strips.shape == one.shape
+        # Equal up to float32 rounding of the upsampling (1e-7 in ab), except where that
+        # rounding flips the gamut test of a pixel on the sRGB boundary: the bisection then
+        # ends one step apart, so its ab differ by at most 2**-8 (ab is within [-1, 1]).
+        diff = (strips - one).abs().amax(dim=1)
+        rounding = diff <= 1e-6
+        assert rounding.float().mean() >= 0.995
+        assert diff.max() <= 2**-8 + 1e-6
+        # the 8-bit photos: the same, but for such pixels (<= 0.6 Lab units, about 2 levels)
+        # and 8-bit rounding flips (1 level)
+        levels = np.abs(photo_strips - photo_one)
+        assert levels.max() <= 4 and (levels > 0).any(axis=-1).mean() <= 0.005
+
+
+def _inputs_of_every_kind() -> dict:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (37, 23, 4), dtype=np.uint8)
+    deep = rng.integers(0, 65536, (37, 23), dtype=np.uint16)
+    palette = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette.info["transparency"] = 3  # one transparent entry: composited on white
+    return {
+        "RGB": Image.fromarray(rgb),
+        "L": Image.fromarray(rgb[..., 0]),
+        "RGBA": Image.fromarray(alpha, mode="RGBA"),
+        "P": palette,
+        "CMYK": Image.fromarray(rgb).convert("CMYK"),
+        "I;16": Image.fromarray(deep),
+        "F": Image.fromarray(rng.random((37, 23), dtype=np.float32) * 300),  # range from all
+        "uint8 HxWx4": alpha,
+        "uint16 HxW": deep,
+        "bool": rgb[..., 0] > 128,
+        "float": rng.random((37, 23, 3)),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_inputs_of_every_kind()) + ["path"])
+def test_lightness_in_strips_matches_at_once(monkeypatch, tmp_path, kind):
+    image = _inputs_of_every_kind()["RGB" if kind == "path" else kind]
+    whole = rgb_to_L_ab(to_rgb_tensor(image))[0][None]
+    if kind == "path":
+        image = tmp_path / "photo.png"
+        _inputs_of_every_kind()["RGB"].save(image)
+    monkeypatch.setattr(inference_memory, "STRIP_PIXELS", 23 * 4)  # 4-row strips
+    strips = inference_memory.photo_lightness(image)
+    torch.testing.assert_close(strips, whole, rtol=0, atol=1e-6)
+
+
+def test_the_network_input_is_capped_with_a_message(capsys):
+    assert infer.MAX_MODEL_SIDE == 2048
+    model = TinyColorizer(required_multiple=32)
+    panorama = _gray_image(3000, 100)  # at size 256 with its aspect kept: 256 x 7680
+    out = colorize(model, panorama, size=256, keep_aspect=True)
+    assert out.size == (3000, 100)
+    assert model.seen == [(1, 1, 64, 2048)]  # the longer side at the cap, the aspect about kept
+    said = capsys.readouterr().err
+    assert said.startswith("[colorlib]") and said.count("\n") == 1
+    assert "3000x100" in said and "7680x256" in said and "MAX_MODEL_SIDE=2048" in said
+    assert "2048x64" in said
+    assert np.abs(_lab(out)[..., 0] - _lab(panorama)[..., 0]).max() < 0.5
+    # square inputs too, and the tensor-level function
+    L, _ = rgb_to_L_ab(to_rgb_tensor(_gray_image())[None])
+    assert colorize_L_ab(model, L, size=4096).shape == (1, 2, 61, 97)
+    assert model.seen[-1] == (1, 1, 2048, 2048)
+    assert "4096x4096" in capsys.readouterr().err
+    colorize(model, _gray_image(), size=32, keep_aspect=True)  # under the cap: nothing said
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "height, width, size, keep_aspect",
+    [(1, 5000, 32, True), (5000, 7, 64, True), (300, 1000, 1024, True), (50, 60, 3000, False)],
+)
+def test_capped_network_inputs_fit_and_keep_the_multiple(height, width, size, keep_aspect):
+    model = TinyColorizer(required_multiple=32)
+    out = colorize(model, np.zeros((height, width), np.uint8), size=size, keep_aspect=keep_aspect)
+    assert out.size == (width, height)
+    (seen,) = model.seen
+    assert max(seen[-2:]) == 2048 and all(side % 32 == 0 for side in seen[-2:])
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` RGB, with one row of pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" + bytes(3 * min(width, 1000)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_a_108_megapixel_file_passes_the_size_check_and_a_bigger_one_does_not(tmp_path):
+    # A 12000x9000 file (108 M pixels, a medium-format or phone photo) is under MAX_PIXELS:
+    # the header-only file below then fails as corrupt data, not as a bomb. Over the limit,
+    # the header alone is enough to refuse it, before a pixel is decoded.
+    from colorlib.data.images import UnreadableImage
+
+    path = tmp_path / "large.png"
+    path.write_bytes(_png_header(12000, 9000))
+    with pytest.raises(UnreadableImage) as error:
+        colorize(TinyColorizer(), path, size=32, keep_aspect=True)
+    assert "decompression bomb" not in str(error.value)
+    path.write_bytes(_png_header(15000, 12000))  # 180 M pixels
+    with pytest.raises(UnreadableImage, match="decompression bomb"):  # PIL and colorlib agree
+        colorize(TinyColorizer(), path, size=32, keep_aspect=True)
+
+
+MEMORY_PROBE = r"""
+import json, re
+import numpy as np, torch
+from PIL import Image
+from colorlib.color import rgb_to_L_ab
+from colorlib.data.images import to_rgb_tensor
+from colorlib.inference import colorize, model_input_size
+from colorlib.inference_memory import STRIP_PIXELS
+from colorlib.models.ddcolor import build_ddcolor
+
+def status(field):
+    with open("/proc/self/status") as file:
+        return 1024 * int(re.search(field + r":\s+(\d+)", file.read())[1])
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+width, height, size = 6000, 4500, 256
+model = build_ddcolor("micro", pretrained=False).eval()
+rows = np.arange(height, dtype=np.uint32)[:, None] * 7 % 200
+photo = Image.fromarray((rows + np.arange(width, dtype=np.uint32) % 53).astype(np.uint8), "L")
+del rows
+with torch.inference_mode():  # warm-up at the network size: its kernels and buffers
+    model(torch.zeros(1, 1, *model_input_size(height, width, size, True, 32)))
+base = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as file:
+    file.write("5")  # the peak (VmHWM) from now on
+out = colorize(model, photo, size=size, keep_aspect=True)
+peak = status("VmHWM")
+box = (2900, 2200, 3100, 2300)  # nothing lost: the photo's lightness, in Lab units
+L_in, L_out = (rgb_to_L_ab(to_rgb_tensor(image.crop(box)))[0] for image in (photo, out))
+result = {"size": out.size, "extra": peak - base, "strip_pixels": STRIP_PIXELS}
+print(json.dumps(result | {"L_diff": 50 * float((L_in - L_out).abs().max())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_large_photo_colorizes_in_bounded_memory():
+    # a 6000x4500 photo (27 M pixels), DDColor ("micro" preset), keep_aspect, in a fresh process
+    # whose peak resident set above the one before the call is measured (Linux /proc)
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak resident set")
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["size"] == [6000, 4500] and result["L_diff"] < 0.5
+    # What the call may add at its peak, beside the photo and the model already there:
+    # * the photo's float32 L: 4 bytes a pixel;
+    # * the 8-bit RGB output: PIL keeps an RGB pixel in 4 bytes;
+    # * one strip's work (its upsampled ab, the gamut fit's Lab -> sRGB conversions and its
+    #   bisection, the 8-bit conversion): under 100 float32 numbers a strip pixel (measured:
+    #   45 to 70), 400 bytes times STRIP_PIXELS;
+    # * 64 MiB for allocator slack and code first run during the call.
+    # Here 216 MB + 210 MB + 67 MB = 0.49 GB; the original algorithm (every step on the whole
+    # photo at once) needs about 120 bytes a pixel: 3.2 GB.
+    pixels = 6000 * 4500
+    assert result["strip_pixels"] <= pixels // 16  # many strips, or the bound says nothing
+    bound = 8 * pixels + 400 * result["strip_pixels"] + 64 * 2**20
+    assert result["extra"] <= bound, f"{result['extra'] / 2**20:.0f} > {bound / 2**20:.0f} MiB"

@@ -9,7 +9,7 @@ inside a function) only from its own layer or from layers above it in this list:
 3. ``checkpoint``: the file format (weights + architecture on disk)
 4. ``evaluation``: metrics, FID, validation, COCO regions
 5. ``training``: objectives, steps, ``fit``, run state, recipes (it validates with evaluation)
-6. ``inference``: ``colorize``, ``load_colorizer``
+6. ``inference``: ``colorize``, ``load_colorizer`` (and ``inference_memory``, its strips)
 7. the user-facing layer: ``cli``, ``widgets``, ``gallery``, ``viz``, ``profiling``, ``tables``
 
 The graph is read from the source with :mod:`ast`, so imports inside functions count too.
@@ -36,6 +36,7 @@ LAYERS = {
     "colorlib.evaluation": 4,
     "colorlib.training": 5,
     "colorlib.inference": 6,
+    "colorlib.inference_memory": 6,  # its full-resolution half, in strips
 }
 USER_FACING = 7
 MAX_LINES = 400

@@ -59,8 +59,11 @@ __all__ = [
 #: file endings read as photos, everywhere in colorlib (PIL reads the first frame of a GIF)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
-#: Largest accepted image, in pixels (PIL's own default limit, about 9459 x 9459).
-MAX_PIXELS = 89_478_485
+#: Largest accepted image, in pixels: PIL's hard limit (twice its warning threshold, e.g.
+#: 12000 x 14900), so a 108-megapixel camera photo is read and a 30000 x 30000 bomb is not.
+#: Colorizing works in strips, so such a photo needs about 1.4 GiB beyond its own pixels
+#: (``benchmarks/results/large_photo_cpu.txt``).
+MAX_PIXELS = 178_956_970
 #: Images whose shorter side is below this are rejected (icons, spacers, tracking pixels).
 MIN_SIDE = 8
 
