@@ -34,7 +34,6 @@ from colorlib.data.download import (
     USER_AGENT,
     DownloadError,
     Manifest,
-    download_file,
     fetch_verified,
 )
 from colorlib.runtime import cache_dir
@@ -51,7 +50,6 @@ COCO_BASE_URL = "http://images.cocodataset.org"
 ANNOTATIONS_ARCHIVE = "annotations/annotations_trainval2017.zip"
 SPLITS = ("train2017", "val2017")
 IMAGE_THREADS = 8
-
 
 
 def _resolve_base_url(base_url: str | None) -> str:

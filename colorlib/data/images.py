@@ -155,7 +155,9 @@ def _to_rgb(image: Image.Image, path: Path | None = None) -> Image.Image:
     try:
         return _flatten_alpha(image).convert("RGB")  # L, 1, P, CMYK, YCbCr, HSV
     except ValueError as error:
-        raise UnreadableImage(path or "<image>", f"unsupported mode {image.mode!r} ({error})") from None
+        raise UnreadableImage(
+            path or "<image>", f"unsupported mode {image.mode!r} ({error})"
+        ) from None
 
 
 def read_image(
@@ -226,9 +228,7 @@ def load_rgb(
         >>> load_rgb("photo.jpg", min_side=256).size  # doctest: +SKIP
         (384, 256)
     """
-    image = read_image(
-        path, min_side, max_pixels=max_pixels, smallest_side=smallest_side
-    )
+    image = read_image(path, min_side, max_pixels=max_pixels, smallest_side=smallest_side)
     return _to_rgb(image, Path(path))
 
 

@@ -1,10 +1,11 @@
 """A handful of real colour photos that ship with the installed libraries: the offline fallback.
 
 When no photo folder is given, ``COLORLIB_DATA`` is unset and COCO cannot be reached,
-``colorlib.data.datasets.resolve_photos`` still has something real to show: the colour photographs bundled
-inside scikit-image (``skimage.data``), scikit-learn (``load_sample_images``) and matplotlib (its
-``sample_data`` folder). Seven photos cannot train a colorizer, but they run every chapter end
-to end and give the book its example figures (:func:`sample_photo`).
+``colorlib.data.datasets.resolve_photos`` still has something real to show: the colour
+photographs bundled inside scikit-image (``skimage.data``), scikit-learn
+(``load_sample_images``) and matplotlib (its ``sample_data`` folder). Seven photos cannot train
+a colorizer, but they run every chapter end to end and give the book its example figures
+(:func:`sample_photo`).
 
 The photos are copied once to ``cache_dir()/samples`` as ordinary image files, so the rest of
 colorlib treats them exactly like any other folder. Sources missing from an install are skipped.
