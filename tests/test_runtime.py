@@ -53,6 +53,7 @@ def test_profiles_are_frozen_and_overridable():
 def test_device_choice_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.delenv("COLORLIB_PROFILE", raising=False)  # `make unit` sets it
     assert runtime.get_device().type == expected
     assert runtime.get_device("cpu") == torch.device("cpu")  # a name always wins
     assert runtime.get_device("cuda:1") == torch.device("cuda", 1)
