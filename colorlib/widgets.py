@@ -15,6 +15,7 @@ used (Jupyter, Colab, Kaggle).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -174,7 +175,9 @@ class ColorizeDemo:
         self.status = w.HTML()
         images = [w.Image(format="png", layout=w.Layout(max_width="100%")) for _ in range(4)]
         self.gray_image, self.colour_image, self.original_image, self.split_image = images
-        self.slider = w.IntSlider(value=50, min=0, max=100, description="gray | colour")
+        self.slider = w.IntSlider(
+            value=50, min=0, max=100, description="gray | colour", layout=w.Layout(width="100%")
+        )
         self.download = w.HTML()
         panels = [
             w.VBox([w.HTML(f"<b>{title}</b>"), image])
@@ -198,6 +201,28 @@ class ColorizeDemo:
         self.slider.observe(self._on_change(self.set_split), names="value")
         self.upload.observe(self._on_change(self.load_upload), names="value")
         self.add_button.on_click(lambda _: self.add_checkpoint(self.checkpoint_path.value))
+
+    @contextlib.contextmanager
+    def _busy(self, message: str):
+        """While the kernel works: an hourglass on the status line and every control disabled
+        (a 2-core CPU takes a second or more; a second click would queue more work)."""
+        controls = (
+            self.photo_picker,
+            self.model_picker,
+            self.upload,
+            self.checkpoint_path,
+            self.add_button,
+            self.slider,
+        )
+        before = [control.disabled for control in controls]
+        self._status(f"\u23f3 {message}")
+        for control in controls:
+            control.disabled = True
+        try:
+            yield
+        finally:
+            for control, disabled in zip(controls, before, strict=True):
+                control.disabled = disabled
 
     def _on_change(self, method):
         def callback(change) -> None:
@@ -259,9 +284,9 @@ class ColorizeDemo:
         path = self.models[name]
         model, size = None, 256
         if path is not None:
-            self._status(f"Loading model {name} ...")
             try:
-                model, size = cached_colorizer(path, self.device)
+                with self._busy(f"Loading model {name} (a released one downloads once) ..."):
+                    model, size = cached_colorizer(path, self.device)
             except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
                 self._show(self.model_picker, "value", self.model_name)
                 self._fail(f"cannot load model {name!r}", err)
@@ -339,10 +364,10 @@ class ColorizeDemo:
         """Colorize the current photo with the current model and update every view."""
         if self.photo is None or self.model_name is None:
             return
-        self._status(f"Colorizing {self.photo_name} with {self.model_name} ...")
         start = time.perf_counter()
         try:
-            self.gray, self.result = gray_and_colour(self.photo, self.model, self.model_size)
+            with self._busy(f"Colorizing {self.photo_name} with {self.model_name} ..."):
+                self.gray, self.result = gray_and_colour(self.photo, self.model, self.model_size)
         except Exception as err:  # noqa: BLE001 (UI boundary: a message, not a traceback)
             self._fail(f"cannot colorize {self.photo_name!r} with {self.model_name!r}", err)
             return

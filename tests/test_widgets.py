@@ -292,3 +292,26 @@ def test_demo_offline_falls_back_to_the_books_models_and_says_why(tmp_path, monk
     _tiny_checkpoint(tmp_path / "checkpoints" / "book.pt")
     demo = _demo(tmp_path, released=True)
     assert demo.model_name == "book.pt (unet, 0 steps)" and why in demo.message
+
+
+def test_demo_disables_its_controls_while_it_works(tmp_path, monkeypatch):
+    demo = _demo(tmp_path)
+    controls = (demo.photo_picker, demo.model_picker, demo.upload, demo.slider, demo.add_button)
+    seen = []
+    real = widgets.gray_and_colour
+
+    def spy(*args):
+        seen.append(([c.disabled for c in controls], demo.message))
+        return real(*args)
+
+    monkeypatch.setattr(widgets, "gray_and_colour", spy)
+    demo.select_photo("two")
+    assert seen and all(seen[-1][0]) and seen[-1][1].startswith("\u23f3 Colorizing two")
+    assert not any(c.disabled for c in controls)  # back after the work
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(widgets, "gray_and_colour", broken)
+    demo.select_photo("one")
+    assert not any(c.disabled for c in controls) and "boom" in demo.error  # also after failing
