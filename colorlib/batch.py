@@ -21,8 +21,6 @@ profile) would misdescribe them. PNG (lossless, the default) or JPEG with a qual
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from colorlib.data.images import IMAGE_EXTENSIONS, UnreadableImage, read_image
+from colorlib.runtime import atomic_write
 
 __all__ = [
     "FORMATS",
@@ -117,22 +116,11 @@ def save_photo(image: Image.Image, target: Path, exif: bytes | None = None, qual
     """
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be between 1 and 100, got {quality}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     pil_format = _pil_format(target)
     options: dict = {"quality": int(quality)} if pil_format == "JPEG" else {}
     if exif:
         options["exif"] = exif
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format=pil_format, **options)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda file: image.save(file, format=pil_format, **options))
 
 
 def _exif_upright(image: Image.Image) -> bytes | None:

@@ -41,7 +41,6 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -49,6 +48,7 @@ import torch
 from torch import nn
 
 from colorlib.models import build_model
+from colorlib.runtime import atomic_write
 
 __all__ = [
     "FORMAT",
@@ -88,25 +88,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
 
     The format, version and torch version are added. Returns the final path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "torch_version": str(torch.__version__),
         **state,
     }
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

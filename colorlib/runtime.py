@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -36,7 +37,27 @@ __all__ = [
     "checkpoint_dir",
     "setup",
     "say",
+    "atomic_write",
 ]
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Write a file whole or not at all: ``write(binary_file)`` fills a temporary file in the
+    same folder, which is synced and renamed over ``path``; on any error (or interrupt) the
+    temporary file is removed and ``path`` keeps its old content. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def say(message: str) -> None:

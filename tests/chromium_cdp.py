@@ -9,7 +9,11 @@ file actions put our two pipe ends on descriptors 3 and 4 of the browser. One re
 :class:`Chromium` owns the process (a temporary profile, external hosts unresolvable so that a
 page never waits on the internet) and :class:`Page` drives one tab attached in "flat" mode:
 ``goto`` waits for the load event, ``evaluate`` runs JavaScript and returns its JSON value,
-``screenshot`` writes a full-page PNG.
+``screenshot`` writes a full-page PNG. To act as a person would: ``click`` presses the mouse on
+an element (trusted events, a user activation), ``select`` picks an option of a ``<select>``,
+``choose_files`` answers the file chooser that a click opens (``DOM.setFileInputFiles``, which
+also reaches the detached ``<input type=file>`` that upload buttons keep), and
+``console_errors`` collects ``console.error`` calls and the browser's error log entries.
 
 Usage::
 
@@ -237,12 +241,17 @@ class Chromium:
         raw, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(raw)
 
-    def new_page(self) -> Page:
-        """Open a blank tab with the configured viewport and return its :class:`Page`."""
+    def new_page(self, log: bool = False) -> Page:
+        """Open a blank tab with the configured viewport and return its :class:`Page`.
+
+        Args:
+            log: also record the browser's log (failed requests, deprecations...) for
+                :meth:`Page.console_errors`.
+        """
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         attach = {"targetId": target, "flatten": True}
         session = self.send("Target.attachToTarget", attach)["sessionId"]
-        for domain in ("Page.enable", "Runtime.enable"):
+        for domain in ("Page.enable", "Runtime.enable", *(("Log.enable",) if log else ())):
             self.send(domain, session=session)
         self.send("Page.setLifecycleEventsEnabled", {"enabled": True}, session)
         metrics = {"width": self.width, "height": self.height, "deviceScaleFactor": 1}
@@ -278,6 +287,21 @@ class Page:
         events = self.browser.take_events("Runtime.exceptionThrown", self.session)
         return [e["exceptionDetails"].get("exception", {}).get("description", "?") for e in events]
 
+    def console_errors(self) -> list[str]:
+        """``console.error``/``console.assert`` messages since the last :meth:`goto`, and the
+        browser log's errors (a failed request: ``"<text> <url>"``) when the page was opened
+        with ``new_page(log=True)``."""
+        errors = []
+        for event in self.browser.take_events("Runtime.consoleAPICalled", self.session):
+            if event["type"] in ("error", "assert"):
+                args = event.get("args", [])
+                errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+        for event in self.browser.take_events("Log.entryAdded", self.session):
+            entry = event["entry"]
+            if entry["level"] == "error":
+                errors.append(f"{entry['text']} {entry.get('url', '')}".strip())
+        return errors
+
     def evaluate(self, expression: str, await_promise: bool = False):
         """Evaluate JavaScript in the page and return its value (JSON-serialisable)."""
         params = {"expression": expression, "returnByValue": True, "awaitPromise": await_promise}
@@ -287,6 +311,85 @@ class Page:
             text = details.get("exception", {}).get("description", details.get("text"))
             raise CdpError(f"JavaScript failed: {text}")
         return result["result"].get("value")
+
+    def _centre(self, selector: str) -> tuple[float, float]:
+        """Scroll the first element matching ``selector`` into view; its centre in the viewport."""
+        found = self.evaluate(
+            f"""(() => {{
+  const el = document.querySelector({json.dumps(selector)});
+  if (!el) return null;
+  el.scrollIntoView({{block: "center", inline: "center"}});
+  const box = el.getBoundingClientRect();
+  return [box.x + box.width / 2, box.y + box.height / 2, box.width * box.height];
+}})()"""
+        )
+        if found is None:
+            raise CdpError(f"no element matches {selector!r}")
+        if found[2] <= 0:
+            raise CdpError(f"{selector!r} is not displayed (an empty box)")
+        return found[0], found[1]
+
+    def click(self, selector: str) -> None:
+        """Press and release the left mouse button on the centre of ``selector``'s element.
+
+        Real input events: the page sees a trusted click with a user activation, which a
+        button that opens a file chooser needs (``element.click()`` from a script has none).
+        """
+        x, y = self._centre(selector)
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            event = {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
+            self.browser.send("Input.dispatchMouseEvent", event, self.session)
+
+    def select(self, selector: str, value: str) -> None:
+        """Pick ``value`` in the ``<select>`` matching ``selector`` (``input`` and ``change``
+        events, as when a person picks it in the drop-down).
+
+        Raises:
+            CdpError: when there is no such ``<select>``, it is disabled, or lacks the option.
+        """
+        problem = self.evaluate(
+            f"""(() => {{
+  const el = document.querySelector({json.dumps(selector)});
+  const value = {json.dumps(value)};
+  if (!el || el.tagName !== "SELECT") return "no <select> matches";
+  if (el.disabled) return "the <select> is disabled";
+  if (![...el.options].some((option) => option.value === value))
+    return "no option " + JSON.stringify(value) + " in " +
+      JSON.stringify([...el.options].map((option) => option.value));
+  el.focus();
+  el.value = value;
+  for (const kind of ["input", "change"]) el.dispatchEvent(new Event(kind, {{bubbles: true}}));
+  return null;
+}})()"""
+        )
+        if problem:
+            raise CdpError(f"cannot select {value!r} in {selector!r}: {problem}")
+
+    def choose_files(self, selector: str, paths, timeout: float = 10.0) -> None:
+        """Click ``selector`` and answer the file chooser it opens with ``paths``.
+
+        Works for an ``<input type=file>`` and for the buttons that click a hidden (even
+        detached) one, as ipywidgets' ``FileUpload`` does: the chooser is intercepted
+        (``Page.setInterceptFileChooserDialog``), so no dialog shows.
+
+        Raises:
+            CdpError: when the click opens no file chooser within ``timeout`` seconds.
+        """
+        files = [str(Path(path).resolve()) for path in paths]
+        self.browser.send("Page.setInterceptFileChooserDialog", {"enabled": True}, self.session)
+        try:
+            self.browser.take_events("Page.fileChooserOpened", self.session)
+            self.click(selector)
+            try:
+                chooser = self.browser.wait_event("Page.fileChooserOpened", self.session, timeout)
+            except CdpError as err:
+                raise CdpError(f"clicking {selector!r} opened no file chooser: {err}") from err
+            answer = {"files": files, "backendNodeId": chooser["backendNodeId"]}
+            self.browser.send("DOM.setFileInputFiles", answer, self.session)
+        finally:
+            self.browser.send(
+                "Page.setInterceptFileChooserDialog", {"enabled": False}, self.session
+            )
 
     def screenshot(self, path: Path, max_height: int = 16000) -> tuple[int, int]:
         """Write a PNG of the whole page (up to ``max_height`` CSS pixels tall) to ``path``.

@@ -1,5 +1,7 @@
 """Stand-in data shared by the tests (not a test module): pairs for training, small photos."""
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,15 @@ class RandomPairs(Dataset):
         if self.flip and torch.rand(()) < 0.5:
             L, ab = L.flip(-1), ab.flip(-1)
         return L, ab
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` RGB, with one row of pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" + bytes(3 * min(width, 1000)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

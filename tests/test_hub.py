@@ -135,7 +135,7 @@ def test_weights_of_another_architecture_are_refused_naming_the_keys(fake_hub):
     state.pop("refine_net.0.bias", None) or state.pop(next(iter(state)))
     state["extra.weight"] = torch.zeros(3)
     fake_hub.files["colorlib/micro-st/model.safetensors"] = save_safetensors(state)
-    with pytest.raises(ValueError, match=r"does not fit DDColor 'micro'.*extra\.weight"):
+    with pytest.raises(ValueError, match=r"does not match this DDColor.*extra\.weight"):
         hub.load_released("micro-st")
 
 

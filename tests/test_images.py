@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
-import zlib
 
 import numpy as np
 import pytest
-from fakes import quadrants, saved
+from fakes import png_header, quadrants, saved
 from PIL import Image
 
 from colorlib.data.images import UnreadableImage, load_rgb, to_rgb_array
@@ -18,18 +16,6 @@ from colorlib.data.images import UnreadableImage, load_rgb, to_rgb_array
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width x height`` RGB, with one row of pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" + bytes(3 * min(width, 1000)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _pixel(image: Image.Image, xy) -> np.ndarray:
@@ -152,10 +138,10 @@ def test_load_rgb_rejects_tiny_images(tmp_path, size):
 
 def test_load_rgb_rejects_decompression_bombs_from_the_header(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header(100_000, 100_000))  # 10^10 pixels claimed, no data at all
+    path.write_bytes(png_header(100_000, 100_000))  # 10^10 pixels claimed, no data at all
     with pytest.raises(UnreadableImage, match="decompression bomb"):
         load_rgb(path)
-    path.write_bytes(_png_header(5000, 5000))  # under PIL's limit: our own check answers
+    path.write_bytes(png_header(5000, 5000))  # under PIL's limit: our own check answers
     with pytest.raises(UnreadableImage, match="max_pixels=1000000"):
         load_rgb(path, max_pixels=1_000_000)
     small = saved(quadrants(), tmp_path / "q.png")

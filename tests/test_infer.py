@@ -2,15 +2,14 @@
 kind."""
 
 import json
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import png_header
 from PIL import Image
 from skimage import color as skcolor
 from torch import Tensor, nn
@@ -492,18 +491,6 @@ def test_capped_network_inputs_fit_and_keep_the_multiple(height, width, size, ke
     assert max(seen[-2:]) == 2048 and all(side % 32 == 0 for side in seen[-2:])
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width x height`` RGB, with one row of pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" + bytes(3 * min(width, 1000)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_a_108_megapixel_file_passes_the_size_check_and_a_bigger_one_does_not(tmp_path):
     # A 12000x9000 file (108 M pixels, a medium-format or phone photo) is under MAX_PIXELS:
     # the header-only file below then fails as corrupt data, not as a bomb. Over the limit,
@@ -511,11 +498,11 @@ def test_a_108_megapixel_file_passes_the_size_check_and_a_bigger_one_does_not(tm
     from colorlib.data.images import UnreadableImage
 
     path = tmp_path / "large.png"
-    path.write_bytes(_png_header(12000, 9000))
+    path.write_bytes(png_header(12000, 9000))
     with pytest.raises(UnreadableImage) as error:
         colorize(TinyColorizer(), path, size=32, keep_aspect=True)
     assert "decompression bomb" not in str(error.value)
-    path.write_bytes(_png_header(15000, 12000))  # 180 M pixels
+    path.write_bytes(png_header(15000, 12000))  # 180 M pixels
     with pytest.raises(UnreadableImage, match="decompression bomb"):  # PIL and colorlib agree
         colorize(TinyColorizer(), path, size=32, keep_aspect=True)
 

@@ -85,3 +85,18 @@ def test_setup_prints_the_banner(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert profile.name == "smoke" and "profile 'smoke'" in out and "64px" in out
     assert device.type in out
+
+
+def test_atomic_write_is_whole_or_nothing(tmp_path):
+    target = tmp_path / "sub" / "file.bin"
+    assert runtime.atomic_write(target, lambda f: f.write(b"first")) == target
+    assert target.read_bytes() == b"first"
+
+    def half_then_crash(file):
+        file.write(b"half of the sec")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runtime.atomic_write(target, half_then_crash)
+    assert target.read_bytes() == b"first"  # the old content, whole
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary left

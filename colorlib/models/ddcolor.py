@@ -46,6 +46,7 @@ __all__ = [
     "build_ddcolor",
     "forward_with_maps",
     "load_released_checkpoint",
+    "load_state_strictly",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -363,23 +364,22 @@ def build_ddcolor(
 
 
 def load_released_checkpoint(model: DDColor, path) -> DDColor:
-    """Load a released DDColor checkpoint (``{"params": state_dict}``) strictly into ``model``.
-
-    Args:
-        model: e.g. ``DDColor.tiny(pretrained=False)`` for ``ddcolor_paper_tiny.pth``.
-        path: the ``.pth`` file; read with ``torch.load(weights_only=True)``.
-
-    Returns:
-        ``model``, in eval mode.
+    """Load a released DDColor checkpoint (``{"params": state_dict}``) strictly into ``model``
+    (e.g. ``DDColor.tiny(pretrained=False)`` for ``ddcolor_paper_tiny.pth``); in eval mode.
 
     Raises:
-        ValueError: naming every missing or unexpected key and every shape mismatch.
+        ValueError: not a ``{"params": ...}`` file, or see :func:`load_state_strictly`.
     """
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("params"), dict):
         found = sorted(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint)
         raise ValueError(f"{path}: expected a dict {{'params': state_dict}}, found {found}")
-    state = checkpoint["params"]
+    return load_state_strictly(model, checkpoint["params"], path).eval()
+
+
+def load_state_strictly(model: nn.Module, state: dict, source) -> nn.Module:
+    """``model.load_state_dict(state, strict=True)`` after a check that names every missing or
+    unexpected key and every shape mismatch (``ValueError``; ``source`` names the file)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -390,8 +390,8 @@ def load_released_checkpoint(model: DDColor, path) -> DDColor:
     ]
     if missing or unexpected or shapes:
         raise ValueError(
-            f"{path} does not match this DDColor ({len(own)} entries): "
+            f"{source} does not match this DDColor ({len(own)} entries): "
             f"missing keys {missing}; unexpected keys {unexpected}; shape mismatches {shapes}"
         )
     model.load_state_dict(state, strict=True)
-    return model.eval()
+    return model

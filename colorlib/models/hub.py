@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from colorlib.models.ddcolor import DDColor, build_ddcolor
+from colorlib.models.ddcolor import DDColor, build_ddcolor, load_state_strictly
 from colorlib.runtime import say
 
 __all__ = [
@@ -179,24 +179,6 @@ def _read_state(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _fit(model: DDColor, preset: str, state: dict[str, Tensor], source: str) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"{source} does not fit DDColor '{preset}': missing keys "
-            f"{missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {shapes[:5]}"
-            f" ({len(missing)}, {len(unexpected)} and {len(shapes)} in all)"
-        )
-    model.load_state_dict(state, strict=True)
-
-
 def load_released(name: str, device="cpu", revision: str | None = None) -> DDColor:
     """The released DDColor ``name`` (a key of :data:`RELEASED_WEIGHTS`), in eval mode.
 
@@ -240,7 +222,7 @@ def load_released(name: str, device="cpu", revision: str | None = None) -> DDCol
     if path is None:
         raise WeightsUnavailable(f"{weights.repo_id} ({revision}) holds none of {WEIGHT_FILES}")
     model = build_ddcolor(weights.preset, pretrained=False)
-    _fit(model, weights.preset, _read_state(path), f"{weights.repo_id}/{path.name}")
+    load_state_strictly(model, _read_state(path), f"{weights.repo_id}/{path.name}")
     commit = path.parent.name  # huggingface_hub's cache: .../snapshots/<commit>/<file>
     model.hub_commit = commit
     say(f"{name}: {weights.repo_id} at commit {commit} ({weights.summary})")
