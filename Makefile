@@ -21,7 +21,8 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "open _build/html/index.html"
 
-test: $(STAMP) lint unit notebooks html-smoke
+# chromium before unit: tests/test_widget_live.py drives the voila-served demo in it
+test: $(STAMP) lint chromium unit notebooks html-smoke
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,7 +34,7 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	COLORLIB_CACHE=$(TEST_CACHE) COLORLIB_PROFILE=smoke $(PY) -m pytest --nbval-lax -p no:randomly book
 
-# headless Chromium for the browser test: Debian's package, installed when missing and this user
+# headless Chromium for the browser tests: Debian's package, installed when missing and this user
 # may (root, or sudo without a password); otherwise one line saying how, and the test fails
 CHROMIUM_FOUND = command -v chromium || command -v chromium-browser || command -v google-chrome \
 	|| test -x "$$COLORLIB_CHROMIUM"

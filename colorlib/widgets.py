@@ -175,8 +175,12 @@ class ColorizeDemo:
         self.status = w.HTML()
         images = [w.Image(format="png", layout=w.Layout(max_width="100%")) for _ in range(4)]
         self.gray_image, self.colour_image, self.original_image, self.split_image = images
+        # the before/after view at twice the previews' size (never blown up to the page width,
+        # which blurs it and pushes the slider off the first screen); the slider spans it
+        across = w.Layout(width=f"{2 * self.preview_side}px", max_width="100%")
+        self.split_image.layout = across
         self.slider = w.IntSlider(
-            value=50, min=0, max=100, description="gray | colour", layout=w.Layout(width="100%")
+            value=50, min=0, max=100, description="gray | colour", layout=across
         )
         self.download = w.HTML()
         panels = [

@@ -19,9 +19,10 @@ or console error (requests to other hosts, which fail at once offline, are only 
 voila's log (the kernel's too) no traceback. A step waits until the demo is idle again: no
 "colorizing" status, no disabled control.
 
-A full-page screenshot per step goes to ``COLORLIB_BOOK_SCREENSHOTS`` (default
-``_build/screenshots``) as ``live_demo_<n>_<step>.png``, with ``live_demo.json``: the timings
-(voila start, page load, navigation to first colour) and each step's colourfulness. Skips,
+A screenshot per step goes to ``COLORLIB_BOOK_SCREENSHOTS`` (default ``_build/screenshots``)
+as ``live_demo_<n>_<step>.png``: the 1280x1000 window, what a reader sees first (voila's page
+scrolls inside it), with ``live_demo.json``: the timings (voila answering, navigation to the
+load event and to the first colour) and each step's colourfulness. Skips,
 with the reason, only when no Chromium is installed (and fails then when
 ``COLORLIB_BOOK_HTML`` is set: a CI run must not pass without a browser). Waits are hang guards
 (:data:`STEP_TIMEOUT`), never assertions on speed.
@@ -80,11 +81,15 @@ STATE = (
   const img = panel("colorized");
   let png = null;
   if (img && img.src && img.complete && img.naturalWidth > 0) {
-    const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
-    let text = "";
-    for (let i = 0; i < bytes.length; i += 0x8000)
-      text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    png = btoa(text);
+    try {
+      const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+      let text = "";
+      for (let i = 0; i < bytes.length; i += 0x8000)
+        text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      png = btoa(text);
+    } catch (error) {
+      png = null;  // replaced (and its blob: URL revoked) meanwhile: the next poll reads it
+    }
   }
   const controls = [dropdown("Photo"), dropdown("Model"), upload()];
   return {
@@ -116,7 +121,7 @@ def test_colourfulness_tells_gray_from_colour():
     gray = Image.new("RGB", (16, 16), (120, 120, 120))
     assert colourfulness(gray) == pytest.approx(0.0, abs=1e-3)
     tinted = Image.new("RGB", (16, 16), (200, 120, 60))
-    assert colourfulness(tinted) > 3 * COLOURFUL
+    assert colourfulness(tinted) > 2 * COLOURFUL  # 38.4: a plain orange
 
 
 # ----------------------------------------------------------------------------- voila server
@@ -189,7 +194,6 @@ def voila(tmp_path):
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("COLORLIB_PROFILE", None)
     log_path = tmp_path / "voila.log"
     command = [
         sys.executable,
@@ -268,6 +272,7 @@ class Reader:
         self.steps: list[dict] = []
         self.offline_requests: list[str] = []  # other hosts: unreachable by design
         self.last = None
+        self.seen_at = 0.0  # time.monotonic() when the last step's new image was seen
 
     def problems(self, state: dict) -> list[str]:
         """JavaScript, console, page, status-line and server-log errors seen so far."""
@@ -297,6 +302,7 @@ class Reader:
             )
             matches = all(state[key] == value for key, value in expect.items())
             if new and matches and not state["busy"]:
+                self.seen_at = time.monotonic()
                 break
             problems = self.problems(state)
             assert not problems, f"{step}: " + "\n".join(problems)
@@ -345,7 +351,8 @@ class Reader:
         return f'[data-live="{name}"]'
 
 
-def test_reader_gets_colour_from_the_live_demo(tmp_path, voila, browser, screenshots):
+def test_reader_gets_colour_from_the_live_demo(tmp_path, browser, voila, screenshots):
+    # browser first: without Chromium the test skips before voila starts
     url, log_path, timings = voila
     page = browser.new_page(log=True)
     reader = Reader(page, log_path, screenshots)
@@ -353,30 +360,29 @@ def test_reader_gets_colour_from_the_live_demo(tmp_path, voila, browser, screens
     page.goto(url, timeout=LOAD_TIMEOUT)
     timings["page_load_s"] = round(time.monotonic() - begun, 2)
 
-    first = reader.wait_for_colour("first_colour", {})
-    timings["navigation_to_first_colour_s"] = round(time.monotonic() - begun, 2)
-    timings["load_to_first_colour_s"] = round(
-        timings["navigation_to_first_colour_s"] - timings["page_load_s"], 2
-    )
-    assert first["photo"] != PHOTO and first["model"] != MODEL, first  # both will change
+    started = timings.pop("started")
+    try:
+        first = reader.wait_for_colour("first_colour", {})
+        timings["navigation_to_first_colour_s"] = round(reader.seen_at - begun, 2)
+        assert first["photo"] != PHOTO and first["model"] != MODEL, first  # both will change
 
-    page.select(reader.tag('dropdown("Photo")', "photo"), PHOTO)
-    reader.wait_for_colour("another_photo", {"photo": PHOTO})
+        page.select(reader.tag('dropdown("Photo")', "photo"), PHOTO)
+        reader.wait_for_colour("another_photo", {"photo": PHOTO})
 
-    page.select(reader.tag('dropdown("Model")', "model"), MODEL)
-    reader.wait_for_colour("another_model", {"model": MODEL, "photo": PHOTO})
+        page.select(reader.tag('dropdown("Model")', "model"), MODEL)
+        reader.wait_for_colour("another_model", {"model": MODEL, "photo": PHOTO})
 
-    photo = Image.open(sorted((tmp_path / "cache" / "samples").glob("rocket.*"))[0])
-    photo.convert("L").save(tmp_path / UPLOAD)  # an old black-and-white photo
-    page.choose_files(reader.tag("upload()", "upload"), [tmp_path / UPLOAD])
-    last = reader.wait_for_colour("upload", {"photo": f"upload: {UPLOAD}", "model": MODEL})
-    assert last["photos"][-1] == f"upload: {UPLOAD}", last["photos"]
-
-    timings["voila_start_to_last_step_s"] = round(time.monotonic() - timings.pop("started"), 2)
-    summary = {
-        "timings": timings,
-        "steps": reader.steps,
-        "offline_requests": reader.offline_requests,
-    }
-    (screenshots / "live_demo.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+        photo = Image.open(sorted((tmp_path / "cache" / "samples").glob("rocket.*"))[0])
+        photo.convert("L").save(tmp_path / UPLOAD)  # an old black-and-white photo
+        page.choose_files(reader.tag("upload()", "upload"), [tmp_path / UPLOAD])
+        last = reader.wait_for_colour("upload", {"photo": f"upload: {UPLOAD}", "model": MODEL})
+        assert last["photos"][-1] == f"upload: {UPLOAD}", last["photos"]
+        timings["voila_start_to_last_colour_s"] = round(reader.seen_at - started, 2)
+    finally:  # what was seen, also when a step failed
+        summary = {
+            "timings": timings,
+            "steps": reader.steps,
+            "offline_requests": reader.offline_requests,
+        }
+        (screenshots / "live_demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
