@@ -6,6 +6,8 @@ FID where Inception weights exist), per-category colour error, saturation and ed
 
 * :mod:`~colorlib.evaluation.metrics`: the tensor metrics and the one ``MetricAccumulator``;
 * :mod:`~colorlib.evaluation.fid`: Inception features and the Frechet distance;
+* :mod:`~colorlib.evaluation.stats`: bootstrap intervals and verdicts, KID, the
+  ab-histogram intersection;
 * :mod:`~colorlib.evaluation.folders`: two folders of photos compared file by file;
 * :mod:`~colorlib.evaluation.validation`: a generator on held-back pairs (used by training);
 * :mod:`~colorlib.evaluation.regions`: the same inside COCO instance masks, per category.
