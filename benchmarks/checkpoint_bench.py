@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from train_bench import SyntheticPairs  # the same in-memory pairs as the training benchmark
 
 from colorlib.runtime import get_profile
 from colorlib.training import loop as train_module
@@ -40,21 +40,6 @@ from colorlib.training.loop import fit
 
 #: row label -> the recipe whose GAN stage is timed
 MODELS = {"unet": "pix2pix", "resnet-unet": "pretrained-gan", "ddcolor": "ddcolor"}
-
-
-class SyntheticPairs(Dataset):
-    """``n`` random ``(L, ab)`` pairs of side ``size``, in memory (no photo decoding)."""
-
-    def __init__(self, n: int, size: int, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.L = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.ab = 0.3 * (torch.rand(n, 2, size, size, generator=g) * 2 - 1)
-
-    def __len__(self) -> int:
-        return len(self.L)
-
-    def __getitem__(self, i):
-        return self.L[i], self.ab[i]
 
 
 def bench_config(name: str, profile, steps: int):
