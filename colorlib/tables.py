@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_table", "json_value"]
+__all__ = ["format_table", "format_interval_table", "json_value"]
 
 
 def format_table(rows: dict[str, dict]) -> str:
@@ -21,6 +21,35 @@ def format_table(rows: dict[str, dict]) -> str:
             for c, w in widths.items()
         ]
         lines.append(" ".join([f"{name:<{width}}", *cells]))
+    return "\n".join(lines)
+
+
+def format_interval_table(rows: dict[str, dict], columns: list[str] | None = None) -> str:
+    """Rows of :class:`~colorlib.evaluation.stats.Interval` s (anything with ``value``, ``low``
+    and ``high``) as ``value [low, high]`` cells, 3 significant digits; missing cells show ``-``.
+
+    Args:
+        rows: ``{row name: {column: Interval}}``, e.g. ``comparison.interval_table(...)``.
+        columns: the columns, in order (default: every column, in first-seen order).
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(c for cells in rows.values() for c in cells))
+
+    def cell(interval) -> str:
+        if interval is None:
+            return "-"
+        return f"{interval.value:.3g} [{interval.low:.3g}, {interval.high:.3g}]"
+
+    text = {name: [cell(cells.get(c)) for c in columns] for name, cells in rows.items()}
+    widths = [max(len(c), *(len(t[i]) for t in text.values())) for i, c in enumerate(columns)]
+    width = max(len(name) for name in rows)
+    lines = ["  ".join([" " * width] + [f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)])]
+    for name, cells in text.items():
+        lines.append(
+            "  ".join(
+                [f"{name:<{width}}"] + [f"{t:>{w}}" for t, w in zip(cells, widths, strict=True)]
+            )
+        )
     return "\n".join(lines)
 
 

@@ -23,7 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Interval", "bootstrap_ci", "compare", "kid", "ab_histogram_intersection"]
+__all__ = [
+    "Interval",
+    "resample_counts",
+    "percentile_interval",
+    "bootstrap_ci",
+    "verdict",
+    "compare",
+    "kid",
+    "ab_histogram_intersection",
+    "ab_histograms",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,40 @@ def _values(values, name: str = "values") -> np.ndarray:
     return array
 
 
+def resample_counts(count: int, num_resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """How often each of ``count`` photos is drawn in each bootstrap resample.
+
+    Returns:
+        ``(num_resamples, count)`` integer weights, each row summing to ``count``: the same
+        resamples (for one seed) as :func:`bootstrap_ci` draws, so a statistic that is a
+        weighted sum over photos (a pooled ratio, a set mean) can be resampled with one matrix
+        product, and two statistics computed on the same rows are paired.
+    """
+    if count < 2:
+        raise ValueError(f"a bootstrap needs at least 2 photos, got {count}")
+    draws = np.random.default_rng(seed).integers(0, count, size=(num_resamples, count))
+    return np.stack([np.bincount(row, minlength=count) for row in draws])
+
+
+def percentile_interval(
+    value: float, resampled: np.ndarray, confidence: float = 0.95, count: int = 0
+) -> Interval:
+    """:class:`Interval` of ``value`` from its bootstrap replicates ``resampled`` (percentiles).
+
+    Replicates that are not finite (a ratio whose resample drew no pixel) are dropped.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    finite = np.asarray(resampled, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        nan = float("nan")
+        return Interval(float(value), nan, nan, confidence, count)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(finite, [tail, 1 - tail])
+    return Interval(float(value), float(low), float(high), confidence, count)
+
+
 def bootstrap_ci(
     values: Sequence[float],
     statistic: Callable[[np.ndarray], float] = np.mean,
@@ -65,9 +109,16 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, array.size, size=(num_resamples, array.size))
     stats = np.array([statistic(array[row]) for row in draws])
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(stats, [tail, 1 - tail])
-    return Interval(float(statistic(array)), float(low), float(high), confidence, array.size)
+    return percentile_interval(statistic(array), stats, confidence, array.size)
+
+
+def verdict(interval: Interval, higher_is_better: bool = True) -> str:
+    """``"better"`` / ``"worse"`` when the interval of a difference A - B excludes 0, else
+    ``"not distinguishable on N photos"``."""
+    if interval.low > 0 or interval.high < 0:
+        ahead = interval.low > 0
+        return "better" if ahead == higher_is_better else "worse"
+    return f"not distinguishable on {interval.count} photos"
 
 
 def compare(a: Sequence[float], b: Sequence[float], higher_is_better: bool = True, **kwargs):
@@ -80,10 +131,7 @@ def compare(a: Sequence[float], b: Sequence[float], higher_is_better: bool = Tru
     if a.shape != b.shape:
         raise ValueError(f"paired values must have the same length, got {a.size} and {b.size}")
     interval = bootstrap_ci(a - b, **kwargs)
-    if interval.low > 0 or interval.high < 0:
-        ahead = interval.low > 0
-        return ("better" if ahead == higher_is_better else "worse"), interval
-    return f"not distinguishable on {a.size} photos", interval
+    return verdict(interval, higher_is_better), interval
 
 
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
@@ -125,6 +173,26 @@ def kid(
     return float(np.mean(values)), float(np.std(values))
 
 
+def ab_histograms(ab: Tensor, bin_size: float = 10.0) -> np.ndarray:
+    """Per-image (a, b) histograms: ``(B, 2, H, W)`` normalised ab -> ``(B, bins)`` pixel counts.
+
+    Bins are ``bin_size`` Lab units wide over [-110, 110] on each axis (pix2pix's
+    colour-distribution comparison); summing rows pools photos, so a bootstrap over photos is
+    a weighted sum of rows.
+    """
+    if ab.dim() != 4 or ab.shape[1] != 2:
+        raise ValueError(f"ab must have shape (B, 2, H, W), got {tuple(ab.shape)}")
+    if not bin_size > 0:
+        raise ValueError(f"bin_size must be positive, got {bin_size}")
+    edges = int(np.ceil(220 / bin_size))
+    lab = (ab.detach().double().clamp(-1, 1) * 110 + 110) / bin_size  # [0, edges]
+    index = lab.floor().long().clamp(0, edges - 1)
+    flat = (index[:, 0] * edges + index[:, 1]).flatten(1)  # (B, H*W)
+    counts = torch.zeros(len(ab), edges * edges, dtype=torch.float64)
+    counts.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float64))
+    return counts.numpy()
+
+
 def ab_histogram_intersection(pred_ab: Tensor, real_ab: Tensor, bin_size: float = 10.0) -> float:
     """Overlap of the (a, b) histograms of two image sets, pooled over their pixels.
 
@@ -136,17 +204,6 @@ def ab_histogram_intersection(pred_ab: Tensor, real_ab: Tensor, bin_size: float 
         ``sum(min(p, q))`` of the two normalised histograms: 1 for the same distribution, 0 for
         disjoint ones.
     """
-    if pred_ab.dim() != 4 or pred_ab.shape[1] != 2 or real_ab.dim() != 4 or real_ab.shape[1] != 2:
-        raise ValueError(
-            f"ab must have shape (B, 2, H, W), got {tuple(pred_ab.shape)}, {tuple(real_ab.shape)}"
-        )
-    edges = int(np.ceil(220 / bin_size))
-
-    def histogram(ab: Tensor) -> Tensor:
-        lab = (ab.detach().double().clamp(-1, 1) * 110 + 110) / bin_size  # [0, edges]
-        index = lab.floor().long().clamp(0, edges - 1)
-        flat = (index[:, 0] * edges + index[:, 1]).flatten()
-        counts = torch.bincount(flat, minlength=edges * edges).double()
-        return counts / counts.sum()
-
-    return float(torch.minimum(histogram(pred_ab), histogram(real_ab)).sum())
+    pred = ab_histograms(pred_ab, bin_size).sum(0)
+    real = ab_histograms(real_ab, bin_size).sum(0)
+    return float(np.minimum(pred / pred.sum(), real / real.sum()).sum())

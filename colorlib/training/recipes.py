@@ -1,12 +1,14 @@
 """The book's trained models, by name: one registry for the chapters, the CLI and the tests.
 
 A *recipe* is a name ("pix2pix", "pretrained-l1", "pretrained-gan", "ddcolor",
-"ddcolor-ablation-<variant>") for a function ``(profile, seed) -> TrainConfig``, plus the recipe
-whose finished weights start it. The chapters, the command line and the evaluation chapter all
-ask this registry, so "the pix2pix baseline" is the same run everywhere:
+"ddcolor-ablation-<variant>", "trick-ablation-<variant>") for a function
+``(profile, seed) -> TrainConfig``, plus the recipe whose finished weights start it. The
+chapters, the command line and the evaluation chapter all ask this registry, so "the pix2pix
+baseline" is the same run everywhere:
 
-* the configs themselves are built by :mod:`colorlib.training.recipes_unet` (chapters 5 and 6)
-  and :mod:`colorlib.training.recipes_ddcolor` (chapter 7);
+* the configs themselves are built by :mod:`colorlib.training.recipes_unet` (chapters 5 and 6),
+  :mod:`colorlib.training.recipes_trick` (chapter 6's ablation) and
+  :mod:`colorlib.training.recipes_ddcolor` (chapter 7);
 * :func:`checkpoint_name` gives each (recipe, profile, seed) its own
   :func:`~colorlib.training.runs.train_or_load` name (``"pix2pix-cpu"``,
   ``"ddcolor-ablation-pixel-cpu"``), so smoke, cpu and gpu runs never overwrite one another;
@@ -32,6 +34,7 @@ from colorlib.training.recipes_ddcolor import (
     ablation_recipe,
     ddcolor_recipe,
 )
+from colorlib.training.recipes_trick import TRICK_VARIANTS, trick_profile, trick_recipe
 from colorlib.training.recipes_unet import pix2pix_baseline, pretrained_unet
 from colorlib.training.runs import train_or_load
 from colorlib.training.runstate import TrainResult
@@ -88,6 +91,18 @@ def _ablation(variant: str) -> Recipe:
     )
 
 
+def _trick(variant: str) -> Recipe:
+    return Recipe(
+        f"trick-ablation-{variant}",
+        f"pretraining-trick ablation {TRICK_VARIANTS[variant]}",
+        lambda profile, seed=0: trick_recipe(profile, variant, seed),
+        data_profile=trick_profile,
+        ablation=True,
+        label=f"trick ablation '{variant}'",
+        chapter=6,
+    )
+
+
 #: every model the book trains, in the book's order; ablation runs last
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
@@ -120,6 +135,7 @@ RECIPES: dict[str, Recipe] = {
             lambda profile, seed=0: ddcolor_recipe(profile, seed=seed),
             label="DDColor, trained in the book",
         ),
+        *(_trick(variant) for variant in TRICK_VARIANTS),
         *(_ablation(variant) for variant in LOSS_VARIANTS),
     )
 }
