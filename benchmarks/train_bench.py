@@ -19,24 +19,39 @@ above, and ``fit ms/step`` gives that cost in absolute terms.
 
 On CUDA every row is also run with float16 autocast + GradScaler + channels-last memory.
 
+``--recipes`` measures something else: the training step of the book's recipes (built by the
+recipe registry for ``--profile``, default ``cpu``: 128 px, batch 16, DDColor batch 8) as
+``fit()`` now runs it on this machine (:func:`colorlib.training.precision.step_settings`:
+bf16 autocast where the CPU runs it fast, channels-last, the fused Adam) against the step as
+it ran before (float32, NCHW memory, the per-tensor Adam loop), side by side in one process:
+the same initial weights, the same in-memory batch, the arms alternating step by step
+(ABBA...) so that a busy spell of a shared machine hits both. Per arm: the median step's wall
+time and process CPU time, images per second, and the optimisation steps a 10-minute stage
+would hold (validation, checkpoints and data loading left out; on the cpu profile they cost
+about 2 % of a stage). ``--ablation`` adds the arms with one change each.
+
 Example::
 
     python benchmarks/train_bench.py --steps 6 --sizes 128 256
     python benchmarks/train_bench.py --models unet --sizes 128 --steps 4 --batch-size 4
+    python benchmarks/train_bench.py --recipes pretrained-l1 pretrained-gan pix2pix ddcolor \
+        --rounds 10 --json benchmarks/results/train_cpu_precision.json
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
+import platform
 import statistics
 import time
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from colorlib.runtime import seed_everything
+from colorlib.runtime import get_profile, seed_everything
 from colorlib.training import distributed as ddp
 from colorlib.training import loop as train_module
 from colorlib.training.config import (
@@ -49,6 +64,9 @@ from colorlib.training.config import (
 )
 from colorlib.training.loop import fit
 from colorlib.training.losses import discriminator_fake_loss, discriminator_real_loss
+from colorlib.training.precision import StepSettings, step_settings
+from colorlib.training.recipes import recipe_config
+from colorlib.training.steps import Precision, gan_step, pretrain_step
 
 
 class SyntheticPairs(Dataset):
@@ -186,6 +204,135 @@ def measure(name: str, size: int, args, device: torch.device, amp: bool) -> tupl
     return statistics.median(bare), statistics.median(ours)
 
 
+# --- --recipes: the step before and after colorlib.training.precision ------------------------
+
+STAGE_SECONDS = 600.0  # the cpu profile's 10-minute stage
+
+
+def arms(config: TrainConfig, device: torch.device, ablation: bool) -> dict[str, StepSettings]:
+    """The step settings compared: before (what fit() did on a CPU until now), after (what it
+    does now, :func:`step_settings`) and, with ``ablation``, one change at a time."""
+    now = step_settings(config, device)
+    before = StepSettings(Precision(device.type, None), reason="before")
+    out = {"before": before}
+    if ablation:
+        out["+channels-last"] = StepSettings(before.precision, channels_last=True)
+        out["+fused Adam"] = StepSettings(before.precision, fused_optimizer=True)
+        if now.precision.dtype is not None:
+            out[f"+{now.name} autocast"] = StepSettings(now.precision, reason=now.reason)
+    out["now"] = now
+    return out
+
+
+def recipe_networks(config: TrainConfig, device: torch.device):
+    """``(generator, discriminator or None, objective)`` of ``config``'s first stage, seeded;
+    each arm trains its own copy of the networks (the same initial weights)."""
+    seed_everything(config.seed)
+    generator = build_generator(config).to(device)
+    discriminator = build_discriminator(config) if config.stages[0].name == "gan" else None
+    discriminator = None if discriminator is None else discriminator.to(device)
+    return generator, discriminator, build_objective(config).to(device)
+
+
+def recipe_step(config: TrainConfig, networks, settings: StepSettings, device: torch.device):
+    """One optimisation step of ``config``'s first stage on copies of ``networks``, set up as
+    fit() sets it up under ``settings``: a function of no arguments."""
+    generator, discriminator, objective = networks
+    generator = settings.layout(copy.deepcopy(generator))
+    discriminator = settings.layout(copy.deepcopy(discriminator))
+    g_opt, d_opt = build_optimizers(
+        config, generator, discriminator, fused=settings.fused_optimizer
+    )
+    scaler = torch.amp.GradScaler(device.type) if settings.grad_scaler else None
+    data = SyntheticPairs(config.batch_size, config.image_size)
+    batch = (settings.layout(data.L.to(device)), settings.layout(data.ab.to(device)))
+    common = {"scaler": scaler, "precision": settings.precision}
+    if discriminator is None:
+        return lambda: pretrain_step(generator, g_opt, objective, batch, **common)
+    return lambda: gan_step(generator, discriminator, g_opt, d_opt, objective, batch, **common)
+
+
+def compare_recipe(name: str, args, device: torch.device) -> list[dict]:
+    """The recipe's step under each arm, alternating; one row per arm, with the medians of
+    ``args.rounds`` steps."""
+    config = recipe_config(name, get_profile(args.profile))
+    settings = arms(config, device, args.ablation)
+    networks = recipe_networks(config, device)
+    steps, wall, cpu = {}, {k: [] for k in settings}, {k: [] for k in settings}
+    for label, arm in settings.items():
+        steps[label] = recipe_step(config, networks, arm, device)
+        steps[label]()  # warm-up: kernels, caches, the optimiser's state
+    encoder = getattr(networks[0], "encoder_name", None)
+    order = list(settings)
+    for round_ in range(args.rounds):
+        for label in order if round_ % 2 == 0 else order[::-1]:
+            w0, c0 = time.perf_counter(), time.process_time()
+            steps[label]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall[label].append(time.perf_counter() - w0)
+            cpu[label].append(time.process_time() - c0)
+    base_wall, base_cpu = statistics.median(wall["before"]), statistics.median(cpu["before"])
+    cap = config.stages[0].max_steps
+    recipe = {
+        "recipe": name,
+        "model": config.model + (f" ({encoder})" if encoder else ""),
+        "stage": config.stages[0].name,
+        "size": config.image_size,
+        "batch_size": config.batch_size,
+        "stage_step_cap": cap,
+    }
+    rows = []
+    for label, arm in settings.items():
+        w, c = statistics.median(wall[label]), statistics.median(cpu[label])
+        stage_steps = STAGE_SECONDS / w
+        rows.append(
+            recipe
+            | {
+                "arm": label,
+                "settings": arm.describe(),
+                "wall_s": w,
+                "cpu_s": c,
+                "ips": config.batch_size / w,
+                "ratio": base_wall / w,
+                "cpu_ratio": base_cpu / c,
+                "steps_per_stage": stage_steps if cap is None else min(stage_steps, cap),
+                "steps_per_stage_uncapped": stage_steps,
+                "wall_all_s": wall[label],
+            }
+        )
+    return rows
+
+
+def recipes_main(args, device: torch.device) -> None:
+    hardware = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()} CPU "
+        f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads"
+    )
+    print(f"# train_bench --recipes on {hardware}, profile {args.profile}, {args.rounds} ", end="")
+    print(f"alternating steps per arm, medians, torch {torch.__version__}")
+    header = ("recipe", "arm", "img/s", "x before", "x cpu", "steps/10min", "settings")
+    print("{:<15} {:<18} {:>7} {:>8} {:>6} {:>11}  {}".format(*header))
+    rows, start = [], time.perf_counter()
+    for name in args.recipes:
+        rows += compare_recipe(name, args, device)
+        for row in rows:
+            if row["recipe"] == name:
+                cells = (name, row["arm"], row["ips"], row["ratio"], row["cpu_ratio"])
+                print("{:<15} {:<18} {:>7.2f} {:>8.2f} {:>6.2f}".format(*cells), end=" ")
+                print(f"{row['steps_per_stage']:>11.0f}  {row['settings']}", flush=True)
+    models = ", ".join(f"{r['recipe']}: {r['model']}" for r in rows if r["arm"] == "now")
+    print(f"# models: {models}")
+    print(f"# {time.perf_counter() - start:.0f} s")
+    if args.json:
+        meta = {"hardware": hardware, "profile": args.profile, "rounds": args.rounds}
+        meta |= {"clock": "wall (and process CPU time)", "torch": torch.__version__}
+        meta |= {"stage_seconds": STAGE_SECONDS}
+        write_json(args.json, {"benchmark": "train_bench --recipes", **meta, "rows": rows})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -206,10 +353,17 @@ def main() -> None:
         default=None,
         help="step timer: process CPU time (default on CPU: steady on a shared machine) or wall",
     )
+    parser.add_argument("--recipes", nargs="+", help="compare recipe steps before/now instead")
+    parser.add_argument("--profile", default="cpu", help="--recipes: the recipes' profile")
+    parser.add_argument("--rounds", type=int, default=10, help="--recipes: steps per arm")
+    parser.add_argument("--ablation", action="store_true", help="--recipes: one change per arm")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.recipes:
+        recipes_main(args, device)
+        return
     cuda = device.type == "cuda"
     args.batch_size = args.batch_size or (16 if cuda else 4)
     args.ddcolor_preset = args.ddcolor_preset or ("tiny" if cuda else "cpu")

@@ -127,7 +127,11 @@ class TrainConfig:
             comes first (0 or None: steps only), so that a hard kill loses little work; on a
             disk so slow that a save takes over 2 % of that, they come less often.
         seed: seeds initialisation, the data order and augmentation.
-        amp, channels_last: float16 autocast + GradScaler and NHWC memory, CUDA only.
+        amp: mixed precision where the hardware runs it fast: float16 autocast + GradScaler on
+            CUDA, bfloat16 autocast on a CPU that runs bf16 fast (else float32); weights and
+            losses stay float32. ``COLORLIB_PRECISION`` overrides it on a machine
+            (:mod:`colorlib.training.precision`).
+        channels_last: NHWC memory for the networks and batches, on CUDA and CPU.
         grad_checkpointing: passed to networks that support it.
         accumulate_steps: micro-batches per optimiser step.
         num_workers: data-loading workers (None: the loader's default).
@@ -315,15 +319,26 @@ def build_objective(config: TrainConfig) -> nn.Module:
     )
 
 
-def build_optimizers(config: TrainConfig, generator: nn.Module, discriminator=None):
-    """``(g_optimizer, d_optimizer or None)`` from the config's recipe (fused on CUDA)."""
+def build_optimizers(
+    config: TrainConfig, generator: nn.Module, discriminator=None, fused: bool | None = None
+):
+    """``(g_optimizer, d_optimizer or None)`` from the config's recipe.
+
+    ``fused``: one Adam/AdamW kernel for all parameters (None: when they are all on CUDA or
+    all on the CPU, where torch has that kernel; False: the per-tensor loop).
+    """
     kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
 
     def make(module):
         params = [p for p in module.parameters() if p.requires_grad]
-        fused = bool(params) and all(p.is_cuda for p in params)
+        devices = {p.device.type for p in params}
+        use = (len(devices) == 1 and devices <= {"cuda", "cpu"}) if fused is None else fused
         return kind(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, fused=fused
+            params,
+            lr=config.lr,
+            betas=config.betas,
+            weight_decay=config.weight_decay,
+            fused=bool(use and params),
         )
 
     return make(generator), (make(discriminator) if discriminator is not None else None)

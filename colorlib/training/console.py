@@ -1,6 +1,8 @@
 """What a person at the console sees and does while :func:`colorlib.training.loop.fit` runs.
 
 * :func:`print_main`: a message printed once, by the main process (rank 0 under ``torchrun``);
+* :func:`training_banner`: the line ``fit`` starts with: where it trains, in which precision
+  and why (:mod:`colorlib.training.precision`);
 * :func:`progress_bar` and :func:`postfix`: one tqdm bar per stage, with the live losses and
   the minutes left of a time budget;
 * :func:`deferred_interrupt`: Ctrl-C sets a flag that the loop checks after each step, so the
@@ -13,15 +15,41 @@ import contextlib
 import signal
 import threading
 
+import torch
+
 from colorlib.training import distributed as ddp
 
-__all__ = ["print_main", "progress_bar", "postfix", "Interrupt", "deferred_interrupt"]
+__all__ = [
+    "print_main",
+    "training_banner",
+    "progress_bar",
+    "postfix",
+    "Interrupt",
+    "deferred_interrupt",
+]
 
 
 def print_main(message: str) -> None:
     """Print ``message`` on rank 0 only (every process of a DDP run would print it)."""
     if ddp.rank_from_env() == 0:
         print(message)
+
+
+def training_banner(device: torch.device, settings) -> str:
+    """One line: the device (and CPU threads) and the step settings, e.g.
+    ``training on cpu (2 threads) | precision: fp32 (this CPU runs bf16 slowly: AVX2, no
+    avx512_bf16 or amx_bf16) | channels-last | fused optimiser``.
+
+    Args:
+        device: where ``fit`` trains.
+        settings: a :class:`colorlib.training.precision.StepSettings`.
+    """
+    device = torch.device(device)
+    where = f"training on {device}"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        where += f" ({threads} thread{'' if threads == 1 else 's'})"
+    return f"{where} | {settings.describe()}"
 
 
 def progress_bar(stages, index: int, initial: int, show: bool):

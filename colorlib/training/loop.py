@@ -15,8 +15,9 @@ Design:
   (:mod:`colorlib.training.lock`) and runs unchanged under ``torchrun`` (DDP).
 
 Where the rest lives: see :mod:`colorlib.training` (config, steps, run state and
-``TrainResult``, console, ``train_or_load``), :mod:`colorlib.checkpoint` (the file) and
-:mod:`colorlib.evaluation.validation`.
+``TrainResult``, console, ``train_or_load``), :mod:`colorlib.training.precision` (autocast,
+channels-last and the fused optimiser on this machine, printed as the run's first line),
+:mod:`colorlib.checkpoint` (the file) and :mod:`colorlib.evaluation.validation`.
 
 >>> config = TrainConfig(model="unet", model_kwargs={"base_channels": 32},
 ...                      stages=(Stage("pretrain", max_minutes=5), Stage("gan", max_minutes=10)))
@@ -53,8 +54,10 @@ from colorlib.training.console import (
     postfix,
     print_main,
     progress_bar,
+    training_banner,
 )
 from colorlib.training.lock import CheckpointLock
+from colorlib.training.precision import StepSettings, load_optimizer_state, step_settings
 from colorlib.training.runstate import (
     Progress,
     TrainResult,
@@ -74,7 +77,6 @@ from colorlib.training.runstate import (
 )
 from colorlib.training.steps import (
     NonFiniteLossError,
-    Precision,
     gan_step,
     pretrain_step,
 )
@@ -95,8 +97,8 @@ class _Run:
     d_optimizer: torch.optim.Optimizer | None
     objective: nn.Module
     scaler: torch.amp.GradScaler | None
-    precision: Precision
     progress: Progress
+    settings: StepSettings
     checkpoint_path: Path | None = None
     init_from: str | None = None
     loader: object = None
@@ -111,7 +113,7 @@ class _Run:
     save_seconds: float = 0.0  # how long the last checkpoint took to write
 
 
-def _build_networks(config, device, state, init_from):
+def _build_networks(config, device, state, init_from, settings: StepSettings):
     seed_everything(config.seed)  # identical initial weights on every rank
     source = state  # resume: the run's own weights; else maybe another run's
     if source is None and init_from is not None:
@@ -128,18 +130,17 @@ def _build_networks(config, device, state, init_from):
         if source is not None and source.get("discriminator") is not None:
             discriminator.load_state_dict(source["discriminator"])
         discriminator = discriminator.to(device)
-    if config.channels_last and device.type == "cuda":
-        generator = generator.to(memory_format=torch.channels_last)
-        if discriminator is not None:
-            discriminator = discriminator.to(memory_format=torch.channels_last)
-    return generator, discriminator
+    return settings.layout(generator), settings.layout(discriminator)
 
 
 def _prepare(config, train_set, val_set, device, info, path, resume, init_from) -> _Run:
     state = resume_state(config, path, resume, init_from)
-    generator, discriminator = _build_networks(config, device, state, init_from)
-    g_optimizer, d_optimizer = build_optimizers(config, generator, discriminator)
-    amp = config.amp and device.type == "cuda"
+    settings = step_settings(config, device, lambda fast: not ddp.any_rank(not fast, device))
+    print_main(training_banner(device, settings))
+    generator, discriminator = _build_networks(config, device, state, init_from, settings)
+    g_optimizer, d_optimizer = build_optimizers(
+        config, generator, discriminator, fused=settings.fused_optimizer
+    )
     run = _Run(
         config=config,
         info=info,
@@ -149,9 +150,9 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
         g_optimizer=g_optimizer,
         d_optimizer=d_optimizer,
         objective=build_objective(config).to(device),
-        scaler=torch.amp.GradScaler("cuda") if amp else None,
-        precision=Precision(device.type, torch.float16 if amp else None),
+        scaler=torch.amp.GradScaler(device.type) if settings.grad_scaler else None,
         progress=Progress(len(config.stages)),
+        settings=settings,
         checkpoint_path=None if path is None else Path(path),
         init_from=None if init_from is None else str(init_from),
     )
@@ -179,9 +180,9 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
 
 
 def _restore(run: _Run, state: dict) -> None:
-    run.g_optimizer.load_state_dict(state["g_optimizer"])
+    load_optimizer_state(run.g_optimizer, state["g_optimizer"])
     if run.d_optimizer is not None and state.get("d_optimizer") is not None:
-        run.d_optimizer.load_state_dict(state["d_optimizer"])
+        load_optimizer_state(run.d_optimizer, state["d_optimizer"])
     if run.scaler is not None and state.get("scaler") is not None:
         run.scaler.load_state_dict(state["scaler"])
     run.progress = Progress(**state["progress"])
@@ -203,7 +204,7 @@ def _validate(run: _Run, stage: Stage) -> None:
         run.val_L,
         run.val_ab,
         run.config.batch_size,
-        run.precision,
+        run.settings.precision,
         run.device,
         k,
     )
@@ -247,11 +248,9 @@ def _save(run: _Run) -> None:
 def _batches(run: _Run):
     """Endless ``(L, real_ab)`` micro-batches on the device, in the seeded, resumable order."""
     p, sampler, loader = run.progress, run.sampler, run.loader
-    nhwc = run.config.channels_last and run.device.type == "cuda"
 
     def move(x: Tensor) -> Tensor:
-        x = x.to(run.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if nhwc else x
+        return run.settings.layout(x.to(run.device, non_blocking=True))
 
     while True:
         sampler.set_epoch(p.epoch, min(p.batch_in_epoch, sampler.batches_per_epoch))
@@ -263,7 +262,7 @@ def _batches(run: _Run):
 
 
 def _step_function(run: _Run, stage: Stage):
-    common = {"scaler": run.scaler, "precision": run.precision}
+    common = {"scaler": run.scaler, "precision": run.settings.precision}
     if stage.name == "pretrain":
         return lambda batch: pretrain_step(
             run.generator, run.g_optimizer, run.objective, batch, **common

@@ -9,10 +9,12 @@ Design:
   just-updated discriminator), as in pix2pix;
 * a *batch* is an ``(L, real_ab)`` pair or a list of them: micro-batches whose gradients are
   accumulated into one optimiser step (DDP synchronises on the last one only);
-* :class:`Precision` carries the autocast settings and an optional ``torch.amp.GradScaler``
-  scales the losses (float16 on CUDA); every loss is checked *after* backward and *before* the
-  optimiser step, so a NaN/inf loss raises :class:`NonFiniteLossError` and changes no weight
-  (on every rank, under DDP).
+* :class:`Precision` carries the autocast settings (float16 on CUDA, bfloat16 on a CPU that
+  runs it fast: :mod:`colorlib.training.precision` decides) and an optional
+  ``torch.amp.GradScaler`` scales the losses (float16 only); the weights stay float32 and every
+  loss term is float32 (:mod:`colorlib.training.losses`); every loss is checked *after*
+  backward and *before* the optimiser step, so a NaN/inf loss raises
+  :class:`NonFiniteLossError` and changes no weight (on every rank, under DDP).
 
 :func:`colorlib.training.loop.fit` drives these steps through a config's stages; this module
 does not
