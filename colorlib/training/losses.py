@@ -231,16 +231,19 @@ class DDColorObjective(nn.Module):
     ``total = pixel * L1_Lab(ab) + perceptual * VGG(rgb) + adversarial * GAN + colorfulness *
     (1 - CF / 100)``. The pixel term is L1 on ``ab`` in *Lab units* (``ab * 110``), because
     DDColor's targets are raw Lab ``ab``: this keeps the paper's weight 0.1 meaningful. The
-    perceptual term is :class:`colorlib.training.perceptual.PerceptualLoss` on sRGB in [0, 1]; the
-    colourfulness term is :func:`colorfulness_loss` (see there for the normalisation).
+    perceptual term is :class:`colorlib.training.perceptual.PerceptualLoss` on sRGB in [0, 1]
+    (VGG16-BN's ImageNet features; where those cannot be had, EfficientNet-Lite0's, which it
+    says; ``perceptual_loss.description`` tells which); the colourfulness term is
+    :func:`colorfulness_loss` (see there for the normalisation).
 
     Args:
         pixel: weight of the L1 pixel term (0.1).
-        perceptual: weight of the VGG16 perceptual term (5.0).
+        perceptual: weight of the perceptual term (5.0).
         adversarial: weight of the generator's GAN term (1.0).
         colorfulness: weight of the colourfulness term (0.5).
         gan_mode: ``"vanilla"`` or ``"lsgan"``.
-        perceptual_pretrained: load ImageNet VGG16 weights for the perceptual network.
+        perceptual_pretrained: ImageNet weights for the perceptual network (see
+            :class:`~colorlib.training.perceptual.PerceptualLoss`).
 
     Returns (when called):
         ``"total"`` plus ``"pixel"``, ``"perceptual"``, ``"adversarial"``, ``"colorfulness"``
@@ -269,7 +272,7 @@ class DDColorObjective(nn.Module):
         }
         self.gan_mode = gan_mode
         self.perceptual_loss: nn.Module | None = None
-        if perceptual > 0:  # VGG16 is large: only build it when it is used
+        if perceptual > 0:  # the perceptual network is large: only build it when it is used
             from colorlib.training.perceptual import PerceptualLoss
 
             self.perceptual_loss = PerceptualLoss(pretrained=perceptual_pretrained)
