@@ -13,6 +13,12 @@
   (stage "gan", the baseline's objective and optimiser) starting from the pretrained weights
   (``init_from``). Each stage has the profile's budget. (A lower rate, 1e-4, spends about
   the first hundred steps of a short CPU budget undoing the untrained decoder's noisy colours.)
+* :func:`gan_lesson`: chapter 5's look at GAN dynamics, two short pix2pix runs that differ
+  only in the objective: ``"healthy"`` (the baseline, ``L_cGAN + 100 L1``) and ``"no-l1"``
+  (``L_cGAN`` alone: nothing ties the colours to the photo's own, the failure the L1 anchor
+  prevents). Same networks, seed and data order; each stage lasts
+  :data:`GAN_LESSON_MINUTES` (the profile's own budget where a profile is not listed, or
+  where it is shorter).
 
 These build configs only; :mod:`colorlib.training.recipes` names them and trains them.
 """
@@ -20,6 +26,7 @@ These build configs only; :mod:`colorlib.training.recipes` names them and trains
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from colorlib.runtime import Profile
 from colorlib.training.config import TrainConfig
@@ -29,8 +36,11 @@ __all__ = [
     "PIX2PIX_OPTIMIZER",
     "PRETRAIN_OPTIMIZER",
     "VAL_EVERY",
+    "GAN_LESSON_VARIANTS",
+    "GAN_LESSON_MINUTES",
     "pix2pix_baseline",
     "pretrained_unet",
+    "gan_lesson",
 ]
 
 #: pix2pix's weight of the L1 term (lambda in ``L_cGAN + lambda L1``)
@@ -42,6 +52,10 @@ PRETRAIN_OPTIMIZER = {"optimizer": "adam", "lr": 2e-4, "betas": (0.9, 0.999)}
 #: steps between validations, per profile (0: only at stage ends); other names: 250
 VAL_EVERY = {"smoke": 0, "cpu": 100, "gpu": 500}
 PRETRAINED_STAGES = ("pretrain", "gan")
+#: chapter 5's GAN-dynamics runs: variant -> its weight of the L1 term
+GAN_LESSON_VARIANTS = {"healthy": LAMBDA_L1, "no-l1": 0.0}
+#: minutes of each GAN-dynamics run, per profile name (others: the profile's stage budget)
+GAN_LESSON_MINUTES = {"cpu": 2.0, "gpu": 3.0}
 
 
 def _common(profile: Profile, seed: int) -> dict:
@@ -129,3 +143,26 @@ def pretrained_unet(profile: Profile, stage: str = "pretrain", seed: int = 0) ->
         **PIX2PIX_OPTIMIZER,
         **_common(profile, seed),
     )
+
+
+def gan_lesson(profile: Profile, variant: str = "healthy", seed: int = 0) -> TrainConfig:
+    """A short pix2pix run of chapter 5's GAN-dynamics lesson (see the module doc).
+
+    Args:
+        profile: sizes and the validation photos; the stage lasts the shorter of the
+            profile's ``stage_minutes`` and :data:`GAN_LESSON_MINUTES` (with the profile's
+            ``stage_steps`` cap).
+        variant: a key of :data:`GAN_LESSON_VARIANTS`.
+        seed: seeds initialisation and the data order (the same for both variants).
+
+    Returns:
+        :func:`pix2pix_baseline`'s config with the variant's ``lambda_l1`` and the short stage.
+
+    Raises:
+        ValueError: an unknown ``variant``.
+    """
+    if variant not in GAN_LESSON_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(GAN_LESSON_VARIANTS)}")
+    minutes = min(profile.stage_minutes, GAN_LESSON_MINUTES.get(profile.name, math.inf))
+    config = pix2pix_baseline(profile.with_overrides(stage_minutes=minutes), seed)
+    return replace(config, lambda_l1=GAN_LESSON_VARIANTS[variant])
