@@ -3,7 +3,7 @@
 Design: every ``colorlib`` module belongs to one layer; a module may import (at the top or
 inside a function) only from its own layer or from layers above it in this list:
 
-0. base: ``color``, ``runtime`` (import nothing of colorlib)
+0. base: ``color``, ``runtime`` (import nothing of colorlib), ``ab_bins`` (imports ``color``)
 1. ``data``: photos -> (L, ab) pairs
 2. ``models``: the networks and their registry
 3. ``checkpoint``: the file format (weights + architecture on disk)
@@ -30,6 +30,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "colorlib"
 LAYERS = {
     "colorlib.color": 0,
     "colorlib.runtime": 0,
+    "colorlib.ab_bins": 0,  # the quantised ab plane: colour maths on top of colorlib.color
     "colorlib.data": 1,
     "colorlib.models": 2,
     "colorlib.checkpoint": 3,

@@ -13,7 +13,8 @@ from torch import nn
 from colorlib.checkpoint import load_checkpoint
 from colorlib.data.datasets import ColorizationDataset
 from colorlib.runtime import PROFILES, checkpoint_dir, get_profile
-from colorlib.training import recipes, recipes_ddcolor, recipes_unet
+from colorlib.training import recipes, recipes_classification, recipes_ddcolor, recipes_unet
+from colorlib.training.config import config_differences
 
 
 @pytest.fixture
@@ -77,6 +78,29 @@ def test_pretrained_unet_stages_share_the_generator(name):
         stage = config.stages[0]
         assert (stage.max_steps, stage.max_minutes) == (profile.stage_steps, profile.stage_minutes)
         assert (config.image_size, config.batch_size) == (profile.image_size, profile.batch_size)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_classification_recipe_is_the_l1_run_with_a_classifier_head(name):
+    profile = PROFILES[name]
+    l1 = recipes.recipe_config("pretrained-l1", profile, seed=2)
+    classification = recipes.recipe_config("classification", profile, seed=2)
+    assert classification == recipes_classification.classification_recipe(profile, seed=2)
+    assert (classification.model, classification.objective) == ("classifier", "classification")
+    assert classification.model_kwargs == {
+        "trunk": l1.model,  # the same ImageNet-encoder U-Net, encoder resolved the same way
+        "trunk_kwargs": l1.model_kwargs,
+        "num_features": recipes_classification.NUM_FEATURES,
+    }
+    assert classification.rebalance_lambda == 0.5  # the paper's lambda
+    # same size, optimiser, seed and budget: only the model and the loss differ
+    assert config_differences(l1, classification, ignore=()) == [
+        "model",
+        "model_kwargs",
+        "objective",
+    ]
+    assert classification.stages == l1.stages and classification.discriminator is None
+    assert recipes.RECIPES["classification"].init_from is None
 
 
 def test_pretrained_unet_rejects_an_unknown_stage():
@@ -172,7 +196,13 @@ def test_a_retrained_prerequisite_retrains_the_gan_stage(cache, tmp_path, monkey
 
 def test_one_registry_holds_every_model_the_book_trains():
     main = [name for name, recipe in recipes.RECIPES.items() if not recipe.ablation]
-    assert main == ["pix2pix", "pretrained-l1", "pretrained-gan", "ddcolor"]  # the book's order
+    assert main == [  # the book's order
+        "pix2pix",
+        "pretrained-l1",
+        "pretrained-gan",
+        "classification",
+        "ddcolor",
+    ]
     ablations = [name for name, recipe in recipes.RECIPES.items() if recipe.ablation]
     assert ablations == [f"trick-ablation-{v}" for v in recipes.TRICK_VARIANTS] + [
         f"ddcolor-ablation-{v}" for v in recipes_ddcolor.LOSS_VARIANTS

@@ -24,6 +24,7 @@ __all__ = [
     "PatchDiscriminator",
     "ResNetUNet",
     "DDColor",
+    "ClassificationColorizer",
     "init_weights",
 ]
 
@@ -33,6 +34,7 @@ MODELS: dict[str, str] = {
     "patchgan": "colorlib.models.patchgan:PatchDiscriminator",
     "resnet-unet": "colorlib.models.resnet_unet:ResNetUNet",
     "ddcolor": "colorlib.models.ddcolor:build_ddcolor",
+    "classifier": "colorlib.models.classification:ClassificationColorizer",
 }
 
 _EXPORTS = {
@@ -40,6 +42,7 @@ _EXPORTS = {
     "PatchDiscriminator": "colorlib.models.patchgan:PatchDiscriminator",
     "ResNetUNet": "colorlib.models.resnet_unet:ResNetUNet",
     "DDColor": "colorlib.models.ddcolor:DDColor",
+    "ClassificationColorizer": "colorlib.models.classification:ClassificationColorizer",
     "init_weights": "colorlib.models.blocks:init_weights",
 }
 
@@ -74,7 +77,8 @@ def _accepts(factory, argument: str) -> bool:
 def build_model(
     name: str, /, *, pretrained: bool | None = None, grad_checkpointing: bool = False, **kwargs
 ) -> nn.Module:
-    """Build a registered network by name (``unet``, ``patchgan``, ``resnet-unet``, ``ddcolor``).
+    """Build a registered network by name (``unet``, ``patchgan``, ``resnet-unet``, ``ddcolor``,
+    ``classifier``).
 
     Args:
         name: the registry name.

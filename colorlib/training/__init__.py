@@ -7,7 +7,9 @@ checkpoints (:mod:`colorlib.checkpoint`'s file format) and a
 
 * :mod:`~colorlib.training.config`: ``TrainConfig`` and ``Stage``; building networks,
   objectives and optimisers from it;
-* :mod:`~colorlib.training.losses`, :mod:`~colorlib.training.perceptual`: the objectives;
+* :mod:`~colorlib.training.losses`, :mod:`~colorlib.training.perceptual`,
+  :mod:`~colorlib.training.classification`: the objectives (the last one, colorization as
+  classification, scores bin logits: :mod:`colorlib.ab_bins`);
 * :mod:`~colorlib.training.steps`: one optimisation step, as plain functions;
   :mod:`~colorlib.training.precision`: which precision a step runs in on this machine (fp16
   AMP on CUDA, bf16 autocast on CPUs that run it fast, else fp32);
@@ -16,7 +18,8 @@ checkpoints (:mod:`colorlib.checkpoint`'s file format) and a
 * :mod:`~colorlib.training.runs`: ``train_or_load`` and ``train_briefly``;
 * :mod:`~colorlib.training.recipes`: the one registry of the book's trained models
   (:mod:`~colorlib.training.recipes_unet`, :mod:`~colorlib.training.recipes_trick`,
-  :mod:`~colorlib.training.recipes_ddcolor` hold their configs);
+  :mod:`~colorlib.training.recipes_classification`, :mod:`~colorlib.training.recipes_ddcolor`
+  hold their configs);
 * :mod:`~colorlib.training.distributed`, :mod:`~colorlib.training.console`: DDP plumbing,
   progress bar and Ctrl-C;
 * :mod:`~colorlib.training.lock`: one process at a time per checkpoint (a lock file).

@@ -10,7 +10,8 @@ Design:
   fields such as workers and logging intervals, and stage budgets, may differ);
 * the builders turn a config into objects: :func:`build_generator`,
   :func:`build_discriminator` (through the lazy :func:`colorlib.models.build_model` registry,
-  gradient checkpointing passed to networks that support it), :func:`build_objective`,
+  gradient checkpointing passed to networks that support it), :func:`build_objective` (the
+  "classification" one reads the training photos),
   :func:`build_optimizers` (pix2pix's Adam or DDColor's AdamW) and :func:`learning_rate` (step
   decay). A checkpoint's generator is rebuilt by :func:`colorlib.checkpoint.rebuild_generator`.
 
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from colorlib.models import build_model
+from colorlib.training.classification import build_classification_objective
 from colorlib.training.losses import GAN_MODES, DDColorObjective, Pix2PixObjective
 
 __all__ = [
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 STAGE_NAMES = ("pretrain", "gan")
-OBJECTIVES = ("pix2pix", "ddcolor")
+OBJECTIVES = ("pix2pix", "ddcolor", "classification")
 #: optimiser recipes: pix2pix's Adam and DDColor's AdamW
 OPTIMIZERS = {
     "adam": {"lr": 2e-4, "betas": (0.5, 0.999), "weight_decay": 0.0},
@@ -114,6 +116,10 @@ class TrainConfig:
         objective: ``"pix2pix"`` (uses ``lambda_l1``) or ``"ddcolor"`` (uses ``pixel_weight``,
             ``perceptual_weight``, ``adversarial_weight``, ``colorfulness_weight``,
             ``perceptual_pretrained``); both use ``gan_mode`` (``"vanilla"`` or ``"lsgan"``).
+            ``"classification"``: Zhang et al.'s rebalanced cross-entropy on the bin logits of
+            a ``"classifier"`` model, "pretrain" stages only; ``rebalance_lambda`` is its
+            uniform share (the paper's lambda, 0.5; 1 turns rebalancing off), the weights
+            come from the training photos (:mod:`colorlib.training.classification`).
         optimizer: ``"adam"`` (pix2pix: lr 2e-4, betas (0.5, 0.999)) or ``"adamw"`` (DDColor:
             lr 1e-4, betas (0.9, 0.99), weight decay 0.01); ``lr``, ``betas``,
             ``weight_decay`` override the recipe (None: the recipe's value, filled in).
@@ -151,6 +157,7 @@ class TrainConfig:
     adversarial_weight: float = 1.0
     colorfulness_weight: float = 0.5
     perceptual_pretrained: bool = True
+    rebalance_lambda: float = 0.5
     optimizer: str = "adam"
     lr: float | None = None
     betas: tuple[float, float] | None = None
@@ -195,6 +202,10 @@ class TrainConfig:
             raise ValueError(f"unknown gan_mode {self.gan_mode!r}; choose one of {list(GAN_MODES)}")
         if not self.stages:
             raise ValueError("stages must hold at least one Stage")
+        if self.objective == "classification" and any(s.name == "gan" for s in self.stages):
+            raise ValueError("the 'classification' objective trains 'pretrain' stages only")
+        if not 0 < self.rebalance_lambda <= 1:
+            raise ValueError(f"rebalance_lambda must be in (0, 1], got {self.rebalance_lambda!r}")
         if self.discriminator is None and any(s.name == "gan" for s in self.stages):
             raise ValueError("a 'gan' stage needs a discriminator (e.g. discriminator='patchgan')")
         for name in ("image_size", "batch_size", "accumulate_steps", "num_val_images"):
@@ -305,8 +316,20 @@ def build_discriminator(config: TrainConfig) -> nn.Module | None:
     return build_model(config.discriminator, **config.discriminator_kwargs)
 
 
-def build_objective(config: TrainConfig) -> nn.Module:
-    """The generator objective the config names, with its weights."""
+def build_objective(config: TrainConfig, train_set=None) -> nn.Module:
+    """The generator objective the config names, with its weights.
+
+    ``train_set`` (``(L, ab)`` pairs) is read by the ``"classification"`` objective only: its
+    bin weights come from a seeded sample of the training photos (unless
+    ``rebalance_lambda == 1``).
+    """
+    if config.objective == "classification":
+        return build_classification_objective(
+            train_set,
+            config.model_kwargs.get("centres"),
+            seed=config.seed,
+            lam=config.rebalance_lambda,
+        )
     if config.objective == "pix2pix":
         return Pix2PixObjective(lambda_l1=config.lambda_l1, gan_mode=config.gan_mode)
     return DDColorObjective(

@@ -75,11 +75,7 @@ from colorlib.training.runstate import (
     stage_over_everywhere,
     write_checkpoint,
 )
-from colorlib.training.steps import (
-    NonFiniteLossError,
-    gan_step,
-    pretrain_step,
-)
+from colorlib.training.steps import NonFiniteLossError, gan_step, pretrain_step
 
 __all__ = ["fit"]
 
@@ -141,6 +137,8 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
     g_optimizer, d_optimizer = build_optimizers(
         config, generator, discriminator, fused=settings.fused_optimizer
     )
+    # the classification objective weighs its colour bins by the training photos
+    data = (train_set,) if config.objective == "classification" else ()
     run = _Run(
         config=config,
         info=info,
@@ -149,7 +147,7 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
         discriminator=None if discriminator is None else ddp.wrap(discriminator, info, device),
         g_optimizer=g_optimizer,
         d_optimizer=d_optimizer,
-        objective=build_objective(config).to(device),
+        objective=build_objective(config, *data).to(device),
         scaler=torch.amp.GradScaler(device.type) if settings.grad_scaler else None,
         progress=Progress(len(config.stages)),
         settings=settings,

@@ -1,13 +1,15 @@
 """The book's trained models, by name: one registry for the chapters, the CLI and the tests.
 
-A *recipe* is a name ("pix2pix", "pretrained-l1", "pretrained-gan", "ddcolor",
-"ddcolor-ablation-<variant>", "trick-ablation-<variant>") for a function
+A *recipe* is a name ("pix2pix", "pretrained-l1", "pretrained-gan", "classification",
+"ddcolor", "ddcolor-ablation-<variant>", "trick-ablation-<variant>") for a function
 ``(profile, seed) -> TrainConfig``, plus the recipe whose finished weights start it. The
 chapters, the command line and the evaluation chapter all ask this registry, so "the pix2pix
 baseline" is the same run everywhere:
 
 * the configs themselves are built by :mod:`colorlib.training.recipes_unet` (chapters 5 and 6),
-  :mod:`colorlib.training.recipes_trick` (chapter 6's ablation) and
+  :mod:`colorlib.training.recipes_trick` (chapter 6's ablation),
+  :mod:`colorlib.training.recipes_classification` (Zhang et al.'s colorization as
+  classification, on the "pretrained-l1" trunk and budget) and
   :mod:`colorlib.training.recipes_ddcolor` (chapter 7);
 * :func:`checkpoint_name` gives each (recipe, profile, seed) its own
   :func:`~colorlib.training.runs.train_or_load` name (``"pix2pix-cpu"``,
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 from colorlib.runtime import Profile
 from colorlib.training.config import TrainConfig
+from colorlib.training.recipes_classification import classification_recipe
 from colorlib.training.recipes_ddcolor import (
     LOSS_VARIANTS,
     ablation_profile,
@@ -128,6 +131,13 @@ RECIPES: dict[str, Recipe] = {
             init_from="pretrained-l1",
             label="U-Net, ImageNet encoder, L1 + GAN",
             chapter=6,
+        ),
+        Recipe(
+            "classification",
+            "the same U-Net predicting 229 colour bins, rebalanced cross-entropy (Zhang 2016)",
+            classification_recipe,
+            label="U-Net, ImageNet encoder, classification (Zhang 2016)",
+            chapter=7,
         ),
         Recipe(
             "ddcolor",

@@ -4,9 +4,11 @@ Design:
 
 * a step is a function of the networks, optimisers, objective and a batch, returning its loss
   terms as floats; no trainer object, no hidden state. :func:`pretrain_step` updates the
-  generator alone (no adversarial term); :func:`gan_step` = :func:`discriminator_update` (on
-  real pairs and detached fakes) then :func:`generator_update` (through the :func:`frozen`,
-  just-updated discriminator), as in pix2pix;
+  generator alone (no adversarial term; an objective with ``prediction = "logits"`` is given
+  the classifier's bin logits instead of ab, :mod:`colorlib.training.classification`);
+  :func:`gan_step` = :func:`discriminator_update` (on real pairs and detached fakes) then
+  :func:`generator_update` (through the :func:`frozen`, just-updated discriminator), as in
+  pix2pix;
 * a *batch* is an ``(L, real_ab)`` pair or a list of them: micro-batches whose gradients are
   accumulated into one optimiser step (DDP synchronises on the last one only);
 * :class:`Precision` carries the autocast settings (float16 on CUDA, bfloat16 on a CPU that
@@ -102,10 +104,21 @@ def _step(optimizer, scaler) -> None:
     optimizer.step() if scaler is None else scaler.step(optimizer)
 
 
+def _prediction(generator, objective, L: Tensor) -> Tensor:
+    """What ``objective`` scores: the generator's ab, or its bin logits when the objective's
+    ``prediction`` is ``"logits"`` (asked through the wrapper's forward: DDP keeps syncing)."""
+    if getattr(objective, "prediction", "ab") == "logits":
+        return generator(L, return_logits=True)  # (B, Q, H, W)
+    return generator(L)  # (B, 2, H, W)
+
+
 def pretrain_step(
     generator, optimizer, objective, batch, *, scaler=None, precision=FULL_PRECISION
 ) -> dict[str, float]:
     """One generator update without a discriminator: ``objective(L, real, fake, None)``.
+
+    An objective whose ``prediction`` is ``"logits"`` (colorization as classification) gets
+    ``generator(L, return_logits=True)`` in place of ``fake``.
 
     Args:
         batch: ``(L, real_ab)`` (``(B, 1, H, W)``, ``(B, 2, H, W)``) or a list of them
@@ -124,7 +137,7 @@ def pretrain_step(
     for i, (L, real_ab) in enumerate(batches):
         with ddp.sync_grads(generator, i == len(batches) - 1):
             with precision.autocast():
-                losses = objective(L, real_ab, generator(L), None)
+                losses = objective(L, real_ab, _prediction(generator, objective, L), None)
             _backward(losses["total"] / len(batches), scaler)
         logs.append(_values(losses, generator))
     _step(optimizer, scaler)
