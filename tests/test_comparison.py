@@ -61,6 +61,10 @@ def test_score_photos_agree_with_the_mean_table_and_the_pooled_histogram():
     assert table["half"]["histogram_intersection"].value == pytest.approx(
         ab_histogram_intersection(pred, real_ab), abs=0.05
     )
+    # a perfect prediction's PSNR is infinite on every photo: so are its value and interval
+    # (a photo left out of a resample must add 0, not 0 * inf = NaN)
+    perfect_psnr = table["perfect"]["psnr"]
+    assert perfect_psnr.value == perfect_psnr.low == perfect_psnr.high == float("inf")
     for name, row in table.items():
         if name == "perfect":
             continue  # its PSNR is infinite

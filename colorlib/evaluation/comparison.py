@@ -142,10 +142,19 @@ def _intersection(pred_counts: np.ndarray, real_counts: np.ndarray) -> np.ndarra
     return np.minimum(p, q).sum(-1)
 
 
+def _weighted_sum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``weights @ values``, where a photo left out of a resample (weight 0) adds 0 even when
+    its value is infinite (a perfect prediction's PSNR), instead of 0 * inf = NaN."""
+    if np.isfinite(values).all():
+        return weights @ values
+    with np.errstate(invalid="ignore"):  # the 0 * inf products are replaced just below
+        return np.where(weights > 0, weights * values, 0.0).sum(1)
+
+
 def _set_statistics(scores: PhotoScores, model: str, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric of ``model`` under photo ``weights`` ``(R, n)``: ``{metric: (R,)}``."""
     total = weights.sum(1)
-    out = {k: weights @ v / total for k, v in scores.metrics[model].items()}
+    out = {k: _weighted_sum(weights, v) / total for k, v in scores.metrics[model].items()}
     real_cf = weights @ scores.real_colorfulness / total
     out["delta_colorfulness"] = np.abs(out["colorfulness"] - real_cf)
     out["histogram_intersection"] = _intersection(

@@ -77,15 +77,18 @@ def percentile_interval(
 ) -> Interval:
     """:class:`Interval` of ``value`` from its bootstrap replicates ``resampled`` (percentiles).
 
-    Replicates that are not finite (a ratio whose resample drew no pixel) are dropped.
+    Replicates that are not finite (a ratio whose resample drew no pixel) are dropped; when
+    none is finite and they are all the same infinity (the PSNR of a perfect prediction on
+    every photo), the interval is that infinity.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    finite = np.asarray(resampled, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
+    replicates = np.asarray(resampled, dtype=np.float64)
+    finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
-        nan = float("nan")
-        return Interval(float(value), nan, nan, confidence, count)
+        same = replicates.size and np.isinf(replicates).all() and np.unique(replicates).size == 1
+        bound = float(replicates[0]) if same else float("nan")
+        return Interval(float(value), bound, bound, confidence, count)
     tail = (1 - confidence) / 2
     low, high = np.quantile(finite, [tail, 1 - tail])
     return Interval(float(value), float(low), float(high), confidence, count)
