@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-#: the first model a demo shows, best first: chapter 8's table (cpu profile, 64 held-back
+#: the first model a demo shows, best first: chapter 9's table (cpu profile, 64 held-back
 #: photos) ranks the L1 + GAN U-Net closest to the real photos' colourfulness with PSNR near
 #: the gray baseline's; then DDColor, then the L1 U-Net, then pix2pix
 PREFERRED = ("pretrained-gan", "ddcolor", "pretrained-l1", "pix2pix")

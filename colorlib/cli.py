@@ -90,6 +90,13 @@ def _add_colorize(subparsers) -> None:
     parser.add_argument(
         "--fail-fast", action="store_true", help="stop at the first unreadable photo (exit 2)"
     )
+    parser.add_argument(
+        "--hints",
+        metavar="JSON",
+        help="colour hints for ONE photo, for a model trained with hints: a JSON list of "
+        '{"x": column, "y": row (the photo\'s pixels), "color": "#rrggbb" or [a, b] (Lab), '
+        '"size": odd patch side in model pixels (optional, default 1)}',
+    )
     parser.set_defaults(run=commands.run_colorize)
 
 

@@ -91,6 +91,7 @@ def run_colorize(args: argparse.Namespace) -> int:
     from colorlib.inference import colorize_iter, load_colorizer
 
     items = collect_images(args.inputs)
+    hints = _hints(args.hints, items) if getattr(args, "hints", None) is not None else None
     targets = plan_outputs(items, Path(args.output), args.format, args.overwrite)
     model, size = load_colorizer(args.checkpoint, _device(args.device))
     colorize = partial(
@@ -100,6 +101,8 @@ def run_colorize(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         keep_aspect=args.keep_aspect,
     )
+    if hints is not None:
+        colorize = _hinted(model, hints, args.checkpoint, args.size or size, args.keep_aspect)
     report = colorize_files(
         colorize,
         [source for source, _ in items],
@@ -118,12 +121,35 @@ def run_colorize(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _hints(path: str, items: list) -> list:
+    """``--hints``: the hints of the one input photo (checked before any work)."""
+    from colorlib.inference_hints import load_hints
+
+    if len(items) != 1:
+        raise ValueError(f"--hints needs exactly one input photo, got {len(items)}")
+    return load_hints(path)
+
+
+def _hinted(model, hints: list, checkpoint: str, size: int, keep_aspect: bool):
+    """Photos in, photos coloured after ``hints`` out; refuses a model that takes no hints."""
+    from colorlib.inference_hints import colorize_with_hints, model_hint_channels
+
+    if model_hint_channels(model) == 0:
+        raise ValueError(
+            f"--hints needs a model trained with colour hints (input L + 3 hint channels); "
+            f"the model in {checkpoint} takes L alone"
+        )
+    return lambda photos: (
+        colorize_with_hints(model, photo, hints, size, keep_aspect) for photo in photos
+    )
+
+
 def train_configs(model: str, profile, seed: int = 0) -> list:
     """The runs ``colorlib train --model MODEL`` makes, in order: the book's recipes.
 
     ``MODEL`` names the recipe of :data:`TRAINABLE` (``unet``: "pix2pix", chapter 5;
     ``resnet-unet``: "pretrained-gan", the pretraining trick of chapter 6, preceded by its
-    prerequisite "pretrained-l1"; ``ddcolor``: "ddcolor", chapter 7), all from the one registry
+    prerequisite "pretrained-l1"; ``ddcolor``: "ddcolor", chapter 8), all from the one registry
     :mod:`colorlib.training.recipes`.
 
     Raises:

@@ -379,6 +379,80 @@ def test_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
     _one_error_line(capsys, "do not fit", "unet")
 
 
+def _tiny_hint_checkpoint(path):
+    """A real checkpoint of a 32 px U-Net taking ``cat(L, hints)`` (4 channels)."""
+    from colorlib.checkpoint import save_checkpoint
+    from colorlib.training.config import TrainConfig, build_generator
+
+    config = TrainConfig(
+        model="unet",
+        model_kwargs={"in_channels": 4, "base_channels": 4, "num_downs": 5},
+        image_size=32,
+        stages=({"name": "pretrain", "max_steps": 1},),
+        discriminator=None,
+    )
+    generator = build_generator(config)
+    save_checkpoint(
+        path, {"config": config.to_dict(), "generator": generator.state_dict(), "progress": {}}
+    )
+    return path
+
+
+def _hints_file(path, hints):
+    path.write_text(hints if isinstance(hints, str) else json.dumps(hints))
+    return path
+
+
+def test_colorize_with_hints_end_to_end(tmp_path, capsys):
+    checkpoint = _tiny_hint_checkpoint(tmp_path / "hints.pt")
+    photo = _photo(tmp_path / "old.png", (40, 24), gray=True)
+    hints = _hints_file(tmp_path / "h.json", [{"x": 3, "y": 5, "color": "#aa3311", "size": 3}])
+    argv = ["colorize", str(photo), "-o", str(tmp_path / "out.png"), "--checkpoint"]
+    assert main([*argv, str(checkpoint), "--hints", str(hints)]) == 0
+    assert "1 colorized" in capsys.readouterr().out
+    with Image.open(tmp_path / "out.png") as out, Image.open(photo) as gray:
+        assert out.size == (40, 24)
+        L_in = rgb_to_lab(to_rgb_tensor(gray))[0]
+        L_out = rgb_to_lab(to_rgb_tensor(out))[0]
+    assert (L_in - L_out).abs().max() < 0.5  # the photo's own lightness
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("two photos", ["--hints needs exactly one input photo, got 2"]),
+        ("hint-free model", ["--hints needs a model trained with colour hints", "L alone"]),
+        ("bad colour", ["hint 0", "hex string", "'crimson'"]),
+        ("not json", ["not a JSON hints file"]),
+        ("no file", ["hints file not found", "none.json"]),
+        ("outside", ["x=40, y=0 is outside the 40x24 photo"]),
+    ],
+)
+def test_colorize_hint_errors_are_one_line(tmp_path, capsys, case, words):
+    photo = _photo(tmp_path / "a.png", (40, 24))
+    other = _photo(tmp_path / "b.png", (40, 24), seed=1)
+    good = [{"x": 1, "y": 1, "color": "#aa3311"}]
+    files = {
+        "bad colour": [{"x": 1, "y": 1, "color": "crimson"}],
+        "not json": "[{'x': 1}]",
+        "outside": [{"x": 40, "y": 0, "color": [10, 10]}],
+    }
+    hints = _hints_file(tmp_path / "h.json", files.get(case, good))
+    if case == "no file":
+        hints = tmp_path / "none.json"
+    checkpoint = (
+        _tiny_checkpoint(tmp_path / "plain.pt")
+        if case == "hint-free model"
+        else _tiny_hint_checkpoint(tmp_path / "hints.pt")
+    )
+    inputs = [str(photo), str(other)] if case == "two photos" else [str(photo)]
+    out = tmp_path / "out"
+    argv = ["colorize", *inputs, "-o", str(out), "--checkpoint", str(checkpoint)]
+    assert main([*argv, "--hints", str(hints)]) == 2
+    _one_error_line(capsys, *words)
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
 def test_train_configs_are_the_books_recipes():
     from colorlib.runtime import get_profile
     from colorlib.training import recipes, recipes_ddcolor

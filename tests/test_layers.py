@@ -38,6 +38,7 @@ LAYERS = {
     "colorlib.training": 5,
     "colorlib.inference": 6,
     "colorlib.inference_memory": 6,  # its full-resolution half, in strips
+    "colorlib.inference_hints": 6,  # colorization guided by colour hints
 }
 USER_FACING = 7
 MAX_LINES = 400

@@ -197,3 +197,69 @@ def test_untrained_decoder_starts_near_gray():
     with torch.no_grad():
         ab = model(torch.rand(2, 1, 64, 64) * 2 - 1)
     assert ab.abs().mean() < 0.05  # pix2pix init: no saturated colour noise before training
+
+
+# ----------------------------------------------------------------------------- colour hints
+
+
+def _pair(encoder):
+    """A hint-free model and a hint model built from the same seed."""
+    kwargs = dict(pretrained=False, encoder=encoder, decoder_channels=(8, 8, 8, 8, 8))
+    torch.manual_seed(0)
+    plain = ResNetUNet(**kwargs).eval()
+    torch.manual_seed(0)
+    return plain, ResNetUNet(hint_channels=3, **kwargs).eval()
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "efficientnet-lite0"])
+def test_hint_model_without_hints_is_the_hint_free_model(encoder):
+    plain, hinted = _pair(encoder)
+    assert torch.equal(hinted.hint_conv.weight, torch.zeros_like(hinted.hint_conv.weight))
+    assert hinted.hint_conv.bias is None
+    with torch.no_grad():
+        hinted.hint_conv.weight.normal_()  # trained hint weights: still nothing for no hints
+        L = torch.rand(2, 1, 64, 64) * 2 - 1
+        expected = plain(L)
+        assert torch.equal(hinted(torch.cat([L, torch.zeros(2, 3, 64, 64)], 1)), expected)
+        assert torch.equal(hinted(L), expected)  # L alone means "no hints"
+        hints = torch.zeros(2, 3, 64, 64)
+        hints[:, :, 30:34, 30:34] = torch.tensor([0.6, -0.4, 1.0]).view(1, 3, 1, 1)
+        assert not torch.allclose(hinted(torch.cat([L, hints], 1)), expected)
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "efficientnet-lite0"])
+def test_hint_conv_matches_the_stem_and_learns_from_zero(encoder):
+    _, hinted = _pair(encoder)
+    stem = getattr(hinted.encoder, hinted.encoder.stem)
+    conv = hinted.hint_conv
+    assert type(conv) is type(stem) and conv.out_channels == stem.out_channels
+    assert (conv.kernel_size, conv.stride, conv.padding) == (
+        stem.kernel_size,
+        stem.stride,
+        stem.padding,
+    )
+    x = torch.cat([torch.rand(2, 1, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64)], 1)
+    hinted.train()(x).square().mean().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+
+
+def test_hint_channels_travel_in_model_kwargs(offline):
+    _, hinted = _pair("resnet18")
+    assert hinted.model_kwargs["hint_channels"] == 3
+    assert "hint_channels" not in ResNetUNet(pretrained=False).model_kwargs  # as before
+    again = build_model("resnet-unet", pretrained=False, **hinted.model_kwargs)
+    again.load_state_dict(hinted.state_dict())  # strict: the same tensors, hint_conv included
+    x = torch.rand(1, 4, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(again.eval()(x), hinted(x))
+
+
+def test_bad_hint_arguments_and_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="hint_channels must be 0 .* or 3, got 2"):
+        ResNetUNet(pretrained=False, hint_channels=2)
+    _, hinted = _pair("resnet18")
+    with pytest.raises(ValueError, match=r"\(B, 4, H, W\), got \(1, 3, 64, 64\)"):
+        hinted(torch.zeros(1, 3, 64, 64))
+    plain = ResNetUNet(pretrained=False, decoder_channels=(8, 8, 8, 8, 8))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        plain(torch.zeros(1, 4, 64, 64))  # a hint-free model refuses hints

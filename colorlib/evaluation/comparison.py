@@ -1,6 +1,6 @@
 """Models compared on the same photos, with the uncertainty the photo count leaves.
 
-Chapters 6 and 8 compare colorizers on a few dozen held-back photos. A mean over 64 photos
+Chapters 6, 7 and 9 compare colorizers on a few dozen held-back photos. A mean over 64 photos
 moves by tenths of a dB when other photos are drawn, so every number here comes with a
 bootstrap interval over photos, and a comparison says "better" or "worse" only when the
 interval of the *paired* difference excludes zero:

@@ -72,7 +72,9 @@ def validate(
 
     Args:
         generator: ``L -> ab``; run in eval mode, its training flag restored afterwards.
-        val_L, val_ab: ``(n, 1, S, S)`` and ``(n, 2, S, S)`` from :func:`validation_pairs`.
+        val_L, val_ab: ``(n, 1, S, S)`` and ``(n, 2, S, S)`` from :func:`validation_pairs`;
+            ``val_L`` may carry extra input channels after the lightness (``(n, 4, S, S)``: colour
+            hints, :mod:`colorlib.data.hints`), which the generator gets and the metrics skip.
         batch_size: pairs per forward pass.
         precision: a :class:`colorlib.training.steps.Precision` (its ``autocast()`` context).
         device: where to run.
@@ -93,6 +95,7 @@ def validate(
                 real_ab = val_ab[start : start + batch_size].to(device)
                 with precision.autocast():
                     fake_ab = generator(L).float()
+                L = L[:, :1]  # the lightness: the photo the metrics compare
                 accumulator.update(L_ab_to_rgb(L, fake_ab), L_ab_to_rgb(L, real_ab))
                 if start < num_samples:
                     keep.append(fake_ab)

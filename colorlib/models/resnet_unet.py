@@ -21,6 +21,17 @@ that already recognises objects, which is what colourisation needs most ("grass 
   (with the resolved encoder) for loading a checkpoint with ``pretrained=False``. As a safety
   net for configs that kept ``"auto"``, a network built with ``encoder="auto"`` adopts the
   encoder of the state dict it is given in ``load_state_dict``.
+* **Colour hints** (``hint_channels=3``: Zhang, Zhu, Isola et al., SIGGRAPH 2017; the encoding
+  is :mod:`colorlib.data.hints`). The input is ``cat(L, ab_hint * mask, mask)``. The paper's
+  first convolution sees all four channels; here that convolution is split in two, which is
+  the same linear map: the encoder's ImageNet stem keeps its weights on ``L`` alone, and
+  ``hint_conv``, a convolution of the stem's geometry (ResNet18: 7x7 stride 2, 64 ch;
+  Lite0: 3x3 stride 2 "SAME", 32 ch) without bias, maps the hints to the stem's output
+  channels; its output is *added to the stem convolution's output, before the stem's
+  BatchNorm* (``stem_add`` of the encoders' ``forward``). ``hint_conv`` starts at zero and is
+  built after every other layer, so a hint model starts as the hint-free model of the same seed,
+  and, having no bias, it adds exactly nothing for "no hints" (all zeros) at any time. A hint
+  model also accepts ``L`` alone (``(B, 1, H, W)``) as "no hints".
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ class ResNet18Encoder(nn.Module):
 
     channels = (64, 64, 128, 256, 512)
     mean, std = 0.449, 0.226
+    stem = "conv1"  # the first convolution (its geometry is that of a hint convolution)
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,8 +92,10 @@ class ResNet18Encoder(nn.Module):
         state["conv1.weight"] = state["conv1.weight"].sum(dim=1, keepdim=True)
         self.load_state_dict(state)  # strict: every encoder tensor must come from the file
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        s1 = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
+    def forward(self, x: torch.Tensor, stem_add: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``stem_add`` (optional, ``(B, 64, H/2, W/2)``) is added to ``conv1``'s output."""
+        s1 = self.conv1(x) if stem_add is None else self.conv1(x) + stem_add
+        s1 = self.relu(self.bn1(s1))  # (B, 64, H/2, W/2)
         s2 = self.layer1(self.maxpool(s1))  # (B, 64, H/4, W/4)
         s3 = self.layer2(s2)  # (B, 128, H/8, W/8)
         s4 = self.layer3(s3)  # (B, 256, H/16, W/16)
@@ -160,6 +174,7 @@ class EfficientNetLite0Encoder(nn.Module):
     taps = (0, 2, 4, 10, 15)
     channels = (16, 24, 40, 112, 320)
     mean, std = 127.0 / 255.0, 128.0 / 255.0
+    stem = "_conv_stem"
 
     def __init__(self, in_channels: int = 1) -> None:
         super().__init__()
@@ -183,8 +198,10 @@ class EfficientNetLite0Encoder(nn.Module):
             state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
         self.load_state_dict(state)  # strict: every encoder tensor must come from the file
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
+    def forward(self, x: torch.Tensor, stem_add: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``stem_add`` (optional, ``(B, 32, H/2, W/2)``) is added to the stem's output."""
+        x = self._conv_stem(x) if stem_add is None else self._conv_stem(x) + stem_add
+        x = F.relu6(self._bn0(x))  # (B, 32, H/2, W/2)
         features = []
         for index, block in enumerate(self._blocks):
             x = block(x)
@@ -252,7 +269,8 @@ def _resolve_encoder(encoder: str, pretrained: bool) -> tuple[str, dict | None, 
 class ResNetUNet(nn.Module):
     """U-Net on a pretrained encoder: ``L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W)`` in [-1, 1].
 
-    ``H`` and ``W`` must be multiples of 32.
+    ``H`` and ``W`` must be multiples of 32. With ``hint_channels=3`` the input may also be
+    ``cat(L, ab_hint * mask, mask)`` ``(B, 4, H, W)`` (colour hints, see the module doc).
 
     Args:
         pretrained: load ImageNet weights into the encoder (``False`` when a checkpoint's
@@ -261,14 +279,17 @@ class ResNetUNet(nn.Module):
         decoder_channels: widths of the five decoder steps, at 1/16, 1/8, 1/4, 1/2 and 1/1.
         encoder: ``"resnet18"``, ``"efficientnet-lite0"`` or ``"auto"`` (see the module doc;
             with ``pretrained=False``, ``"auto"`` means ResNet18).
+        hint_channels: 0 (no hints, the default) or the hint encoding's channels (3).
 
     Attributes:
         encoder_name: the encoder actually built (``"auto"`` resolved).
         encoder_source: ``"imagenet:resnet18"``, ``"imagenet:efficientnet-lite0"`` or
             ``"random"``: what the constructor loaded.
-        model_kwargs: architecture arguments (resolved encoder, no ``pretrained``) that rebuild
-            this network: ``ResNetUNet(pretrained=False, **model.model_kwargs)``. (Built with
+        model_kwargs: architecture arguments (resolved encoder, ``hint_channels`` when not 0,
+            no ``pretrained``) that rebuild this network:
+            ``ResNetUNet(pretrained=False, **model.model_kwargs)``. (Built with
             ``encoder="auto"``, it also adopts the encoder of any state dict it loads.)
+        hint_conv: the hint convolution (None without hints).
         required_multiple: 32.
 
     Example:
@@ -285,8 +306,12 @@ class ResNetUNet(nn.Module):
         out_channels: int = 2,
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
         encoder: str = "auto",
+        hint_channels: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(hint_channels, bool) or hint_channels not in (0, 3):
+            raise ValueError(f"hint_channels must be 0 (no hints) or 3, got {hint_channels!r}")
+        self.hint_channels = hint_channels
         decoder_channels = [int(c) for c in decoder_channels]
         if len(decoder_channels) != 5 or min(decoder_channels) < 1 or out_channels < 1:
             raise ValueError(
@@ -307,6 +332,8 @@ class ResNetUNet(nn.Module):
         self.model_kwargs = dict(
             out_channels=self.out_channels, decoder_channels=self.decoder_channels, encoder=name
         )
+        if self.hint_channels:  # only then: the kwargs of hint-free checkpoints stay as they were
+            self.model_kwargs["hint_channels"] = self.hint_channels
         self.encoder = ENCODERS[name]()
         # skips from 1/16 down to 1/2, then the input L itself at full resolution
         skip_channels = [*reversed(self.encoder.channels[:-1]), 1]
@@ -320,6 +347,18 @@ class ResNetUNet(nn.Module):
         # decoder paints saturated colour noise for the first ~100 steps; N(0, 0.02) starts gray
         init_weights(self.decoder)
         init_weights(self.head)
+        self.hint_conv = None
+        if self.hint_channels:  # built last, so its default init draws after every other layer's
+            stem = getattr(self.encoder, self.encoder.stem)
+            self.hint_conv = type(stem)(
+                self.hint_channels,
+                stem.out_channels,
+                stem.kernel_size,
+                stem.stride,
+                stem.padding,
+                bias=False,
+            )
+            nn.init.zeros_(self.hint_conv.weight)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a network built with ``encoder="auto"`` first adopts
@@ -334,14 +373,20 @@ class ResNetUNet(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
-        """Colourise: ``L (B, 1, H, W) -> ab (B, out_channels, H, W)`` in [-1, 1].
+        """Colourise: ``L (B, 1, H, W) -> ab (B, out_channels, H, W)`` in [-1, 1]; a hint model
+        also takes ``cat(L, hints)`` ``(B, 1 + hint_channels, H, W)``.
 
         Raises:
             ValueError: wrong shape, or ``H``/``W`` not multiples of 32.
         """
-        check_image_batch(L, "ResNetUNet input L", 1, self.required_multiple)
+        hinted = self.hint_channels > 0 and isinstance(L, torch.Tensor) and L.ndim == 4
+        hinted = hinted and L.shape[1] != 1
+        name = "ResNetUNet input (L and hints; or L alone)" if hinted else "ResNetUNet input L"
+        check_image_batch(L, name, 1 + self.hint_channels if hinted else 1, self.required_multiple)
+        L, hints = L[:, :1], L[:, 1:]  # (B, 1, H, W), (B, hint_channels or 0, H, W)
+        stem_add = self.hint_conv(hints) if hinted else None  # (B, C_stem, H/2, W/2)
         gray = (L + 1.0) / 2.0  # (B, 1, H, W) in [0, 1]
-        features = self.encoder((gray - self.encoder.mean) / self.encoder.std)
+        features = self.encoder((gray - self.encoder.mean) / self.encoder.std, stem_add)
         x = features[-1]  # (B, C5, H/32, W/32)
         for block, skip in zip(self.decoder, [*reversed(features[:-1]), L], strict=True):
             x = block(x, skip)  # (B, d_k, H/16 .. H, W/16 .. W)

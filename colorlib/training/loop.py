@@ -164,7 +164,7 @@ def _prepare(config, train_set, val_set, device, info, path, resume, init_from) 
     k = config.num_sample_images
     if k:
         run.samples = {
-            "L": quantise(run.val_L[:k]),
+            "L": quantise(run.val_L[:k, :1]),  # the lightness, without hint channels
             "real_ab": quantise(run.val_ab[:k]),
             "steps": [],
             "stages": [],

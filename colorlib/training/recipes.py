@@ -9,8 +9,8 @@ baseline" is the same run everywhere:
 * the configs themselves are built by :mod:`colorlib.training.recipes_unet` (chapters 5 and 6),
   :mod:`colorlib.training.recipes_trick` (chapter 6's ablation),
   :mod:`colorlib.training.recipes_classification` (Zhang et al.'s colorization as
-  classification, on the "pretrained-l1" trunk and budget) and
-  :mod:`colorlib.training.recipes_ddcolor` (chapter 7);
+  classification, on the "pretrained-l1" trunk and budget; chapter 7) and
+  :mod:`colorlib.training.recipes_ddcolor` (chapter 8);
 * :func:`checkpoint_name` gives each (recipe, profile, seed) its own
   :func:`~colorlib.training.runs.train_or_load` name (``"pix2pix-cpu"``,
   ``"ddcolor-ablation-pixel-cpu"``), so smoke, cpu and gpu runs never overwrite one another;
@@ -80,7 +80,7 @@ class Recipe:
     data_profile: Callable[[Profile], Profile] = _same_profile
     ablation: bool = False
     label: str = ""
-    chapter: int = 7
+    chapter: int = 8
 
 
 def _ablation(variant: str) -> Recipe:

@@ -10,7 +10,10 @@ Design:
   :func:`generator_update` (through the :func:`frozen`, just-updated discriminator), as in
   pix2pix;
 * a *batch* is an ``(L, real_ab)`` pair or a list of them: micro-batches whose gradients are
-  accumulated into one optimiser step (DDP synchronises on the last one only);
+  accumulated into one optimiser step (DDP synchronises on the last one only). ``L`` is the
+  generator's input: the lightness ``(B, 1, H, W)``, possibly followed by extra channels (colour
+  hints, :mod:`colorlib.data.hints`); the objective and the discriminator see the lightness
+  alone (:func:`lightness`), so a hint model trains with the same steps and the same critic;
 * :class:`Precision` carries the autocast settings (float16 on CUDA, bfloat16 on a CPU that
   runs it fast: :mod:`colorlib.training.precision` decides) and an optional
   ``torch.amp.GradScaler`` scales the losses (float16 only); the weights stay float32 and every
@@ -42,6 +45,7 @@ __all__ = [
     "Precision",
     "NonFiniteLossError",
     "frozen",
+    "lightness",
     "pretrain_step",
     "discriminator_update",
     "generator_update",
@@ -104,6 +108,11 @@ def _step(optimizer, scaler) -> None:
     optimizer.step() if scaler is None else scaler.step(optimizer)
 
 
+def lightness(L: Tensor) -> Tensor:
+    """The lightness ``(B, 1, H, W)`` of a generator input ``(B, 1 + extra, H, W)`` (a view)."""
+    return L[:, :1]
+
+
 def _prediction(generator, objective, L: Tensor) -> Tensor:
     """What ``objective`` scores: the generator's ab, or its bin logits when the objective's
     ``prediction`` is ``"logits"`` (asked through the wrapper's forward: DDP keeps syncing)."""
@@ -137,7 +146,8 @@ def pretrain_step(
     for i, (L, real_ab) in enumerate(batches):
         with ddp.sync_grads(generator, i == len(batches) - 1):
             with precision.autocast():
-                losses = objective(L, real_ab, _prediction(generator, objective, L), None)
+                fake = _prediction(generator, objective, L)
+                losses = objective(lightness(L), real_ab, fake, None)
             _backward(losses["total"] / len(batches), scaler)
         logs.append(_values(losses, generator))
     _step(optimizer, scaler)
@@ -155,7 +165,8 @@ def discriminator_update(
     as in pix2pix), each followed by its own backward pass (which DDP requires).
 
     Args:
-        batches: list of ``(L, real_ab, fake_ab)`` micro-batches.
+        batches: list of ``(L, real_ab, fake_ab)`` micro-batches (``L``: the generator's input;
+            the discriminator gets its lightness).
 
     Returns:
         ``{"real", "fake", "total"}`` as in
@@ -166,11 +177,12 @@ def discriminator_update(
     for i, (L, real_ab, fake_ab) in enumerate(batches):
         with ddp.sync_grads(discriminator, False):
             with precision.autocast():
-                real = discriminator_real_loss(discriminator(L, real_ab), gan_mode)
+                real = discriminator_real_loss(discriminator(lightness(L), real_ab), gan_mode)
             _backward(0.5 * real / n, scaler)
         with ddp.sync_grads(discriminator, i == n - 1):
             with precision.autocast():
-                fake = discriminator_fake_loss(discriminator(L, fake_ab.detach()), gan_mode)
+                fake_logits = discriminator(lightness(L), fake_ab.detach())
+                fake = discriminator_fake_loss(fake_logits, gan_mode)
             _backward(0.5 * fake / n, scaler)
         logs.append({"real": real, "fake": fake, "total": 0.5 * (real + fake)})
     logs = [_values(log, discriminator) for log in logs]
@@ -220,7 +232,8 @@ def generator_update(
             with ddp.sync_grads(generator, i == n - 1):
                 with precision.autocast():
                     fake_ab = generator(L) if fakes is None else fakes[i]
-                    losses = objective(L, real_ab, fake_ab, critic(L, fake_ab))
+                    L_only = lightness(L)
+                    losses = objective(L_only, real_ab, fake_ab, critic(L_only, fake_ab))
                 _backward(losses["total"] / n, scaler)
             logs.append(_values(losses, generator))
     _step(optimizer, scaler)

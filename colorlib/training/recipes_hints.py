@@ -1,0 +1,84 @@
+"""The colour-hints recipe: user-guided colorization (Zhang, Zhu, Isola et al., SIGGRAPH 2017).
+
+Design:
+
+* :func:`hints_recipe` is the "pretrained-l1" config
+  (:func:`colorlib.training.recipes_unet.pretrained_unet`, stage "pretrain") with one change,
+  the generator's ``hint_channels=3``: the same ImageNet-encoder U-Net (``encoder="auto"``),
+  image size, batch, Adam (lr 2e-4, betas (0.9, 0.999)), ``100 * L1`` objective without a
+  discriminator, validation cadence and stage budget, so the two runs compare like for like.
+  The paper's loss is a smooth L1 (Huber) with ``delta`` = 1 Lab unit (``1/110`` on the
+  normalised ``ab``): it differs from L1 only where the error is under one Lab unit, so L1
+  stands in for it;
+* the hints are data, not configuration: the training photos go through
+  :class:`~colorlib.data.hints.HintPairs` (simulated clicks, fresh at every access), which
+  :func:`hint_datasets` does for a ``(train_set, val_set)`` pair before ``fit`` /
+  ``train_or_load`` / ``train_recipe``. The validation set stays ``(L, ab)`` by default, so
+  the run is validated on automatic colorization (a hint model takes ``L`` alone as "no
+  hints"); ``val_hints=True`` gives validation pairs with fixed seeded hints, which ``fit``'s
+  validation also takes (it scores the lightness channel), as does
+  :func:`colorlib.evaluation.validation.predict_ab` (score with their ``L[:, :1]``).
+
+This builds a config only; :mod:`colorlib.training.recipes` names it.
+
+>>> config = hints_recipe(get_profile("cpu"))  # doctest: +SKIP
+>>> result = fit(config, *hint_datasets(train_set, val_set))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from colorlib.data.hints import HINT_CHANNELS, HintPairs
+from colorlib.runtime import Profile
+from colorlib.training.config import TrainConfig
+from colorlib.training.recipes_unet import pretrained_unet
+
+__all__ = ["hints_recipe", "hint_datasets"]
+
+
+def hints_recipe(profile: Profile, seed: int = 0) -> TrainConfig:
+    """User-guided colorization on the "pretrained-l1" trunk and budget.
+
+    Args:
+        profile: supplies sizes and the stage budget (``stage_minutes`` / ``stage_steps``).
+        seed: seeds initialisation, the data order and the simulated hints.
+
+    Returns:
+        A one-stage ("pretrain") :class:`~colorlib.training.config.TrainConfig` whose
+        ``"resnet-unet"`` generator has ``hint_channels=3``; train it on
+        :func:`hint_datasets`.
+    """
+    l1 = pretrained_unet(profile, "pretrain", seed)
+    return l1.replace(model_kwargs={**l1.model_kwargs, "hint_channels": HINT_CHANNELS})
+
+
+def hint_datasets(
+    train_set,
+    val_set,
+    seed: int = 0,
+    *,
+    val_hints: bool = False,
+    val_points: int | None = None,
+    **options,
+) -> tuple[HintPairs, object]:
+    """The ``(train, val)`` datasets a hint model trains on.
+
+    Args:
+        train_set, val_set: ``(L, ab)`` datasets (e.g. from
+            :func:`colorlib.data.datasets.load_datasets`).
+        seed: the validation hints' seed (with ``val_hints``); the training hints come from
+            torch's global RNG, which ``fit`` seeds with the config's seed.
+        val_hints: also wrap ``val_set`` with fixed hints (item ``i`` always the same); off by
+            default: the run is then validated on automatic colorization.
+        val_points: with ``val_hints``, exactly this many points per validation photo (None:
+            the training law, seeded).
+        **options: :class:`~colorlib.data.hints.HintPairs`' sampling options (``p``,
+            ``no_hint_share``, ``locations``, ``sides``), for both sets.
+
+    Returns:
+        ``(HintPairs(train_set), val_set)``, or with ``val_hints``
+        ``(HintPairs(train_set), HintPairs(val_set, seed))``: items ``(cat(L, hints), ab)``.
+    """
+    train = HintPairs(train_set, None, **options)
+    if not val_hints:
+        return train, val_set
+    return train, HintPairs(val_set, seed, num_points=val_points, **options)
