@@ -24,3 +24,13 @@ def offline_empty_hub(tmp_path, monkeypatch):
     """No network probes and an empty torch hub cache: the offline fallbacks are exercised."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("COLORLIB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module, whatever ``COLORLIB_TEST_THREADS`` says: the CI machine's
+    2 cores are shared, and one thread is faster and steadier for tiny tensors."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -37,13 +37,7 @@ TRUNCATED_TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the CI machine's 2 cores are shared; one thread is faster and steadier for tiny tensors
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _micro(**overrides) -> DDColor:

