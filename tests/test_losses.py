@@ -125,6 +125,44 @@ def test_l1_loss_reference_value_and_shape_check():
         losses.l1_loss(a, torch.zeros(1, 2, 3, 3))
 
 
+def _huber_lab(fake_lab: np.ndarray, real_lab: np.ndarray, delta: float = 1.0) -> float:
+    # Zhang et al. (2017)'s smooth L1 in Lab units, written out with NumPy
+    e = np.abs(fake_lab - real_lab)
+    return float(np.where(e < delta, 0.5 * e**2, delta * (e - 0.5 * delta)).mean())
+
+
+def test_smooth_l1_is_the_papers_huber_in_lab_units_divided_by_110():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(2, 2, 8, 8, generator=g) * 0.3
+    # errors on both sides of the 1-Lab-unit kink: quadratic below, linear above
+    fake = real + torch.randn(2, 2, 8, 8, generator=g) * (3.0 / AB_SCALE)
+    errors = ((fake - real).abs() * AB_SCALE).flatten()
+    assert (errors < 1).any() and (errors > 1).any()
+    expected = _huber_lab(fake.double().numpy() * AB_SCALE, real.double().numpy() * AB_SCALE)
+    got = losses.smooth_l1_loss(fake, real).item()
+    assert got * AB_SCALE == pytest.approx(expected, rel=1e-4)
+    # on L1's scale: large errors cost L1 minus delta / 2
+    far = real + 0.5
+    assert losses.smooth_l1_loss(far, real).item() == pytest.approx(0.5 - 0.5 / AB_SCALE)
+    with pytest.raises(ValueError, match="must match"):
+        losses.smooth_l1_loss(fake, real[:1])
+    with pytest.raises(ValueError, match="delta"):
+        losses.smooth_l1_loss(fake, real, delta=0.0)
+
+
+def test_pix2pix_objective_takes_the_smooth_l1_in_l1s_place():
+    L, real_ab = _batch()
+    fake_ab, logits = real_ab + 0.004, _logits(2, 1, 3, 3)  # 0.44 Lab units: quadratic zone
+    out = losses.Pix2PixObjective(lambda_l1=100.0, pixel_loss="smooth-l1")(
+        L, real_ab, fake_ab, logits
+    )
+    assert set(out) == {"adversarial", "smooth_l1", "total"}
+    assert out["smooth_l1"].item() == pytest.approx(0.004**2 / 2 * AB_SCALE, rel=1e-3)
+    assert torch.allclose(out["total"], out["adversarial"] + 100.0 * out["smooth_l1"])
+    with pytest.raises(ValueError, match="unknown pixel_loss 'l2'"):
+        losses.Pix2PixObjective(pixel_loss="l2")
+
+
 def test_colorfulness_loss_reference_values():
     gray = torch.full((1, 3, 8, 8), 0.4)
     red = torch.zeros(1, 3, 8, 8)

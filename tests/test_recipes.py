@@ -12,6 +12,7 @@ from torch import nn
 
 from colorlib.checkpoint import load_checkpoint
 from colorlib.data.datasets import ColorizationDataset
+from colorlib.data.hints import HintPairs
 from colorlib.runtime import PROFILES, checkpoint_dir, get_profile
 from colorlib.training import recipes, recipes_classification, recipes_ddcolor, recipes_unet
 from colorlib.training.config import config_differences
@@ -91,6 +92,7 @@ def test_classification_recipe_is_the_l1_run_with_a_classifier_head(name):
         "trunk": l1.model,  # the same ImageNet-encoder U-Net, encoder resolved the same way
         "trunk_kwargs": l1.model_kwargs,
         "num_features": recipes_classification.NUM_FEATURES,
+        "downsample": recipes_classification.DOWNSAMPLE,  # the paper's 1/4 resolution
     }
     assert classification.rebalance_lambda == 0.5  # the paper's lambda
     # same size, optimiser, seed and budget: only the model and the loss differ
@@ -202,6 +204,8 @@ def test_one_registry_holds_every_model_the_book_trains():
         "pretrained-gan",
         "classification",
         "ddcolor",
+        "hints",
+        "hints-gan",
     ]
     ablations = [name for name, recipe in recipes.RECIPES.items() if recipe.ablation]
     assert ablations == [f"trick-ablation-{v}" for v in recipes.TRICK_VARIANTS] + [
@@ -215,6 +219,29 @@ def test_one_registry_holds_every_model_the_book_trains():
     assert recipes.recipe_profile("ddcolor", cpu) == cpu
     with pytest.raises(ValueError, match="unknown recipe 'vgg'"):
         recipes.recipe_config("vgg", cpu)
+
+
+def test_hint_recipes_train_on_simulated_hints_and_the_others_on_the_photos(monkeypatch):
+    train_set, val_set = RandomPairs(4, size=16), RandomPairs(2, seed=1, size=16)
+    for name in ("hints", "hints-gan"):
+        train, val = recipes.recipe_datasets(name, train_set, val_set, seed=2)
+        assert isinstance(train, HintPairs) and train[0][0].shape[0] == 4
+        assert val is val_set  # validated on automatic colorization
+    assert recipes.recipe_datasets("pix2pix", train_set, val_set) == (train_set, val_set)
+    assert recipes.RECIPES["hints-gan"].init_from == "hints"
+    assert recipes.recipe_chain("hints-gan") == ["hints", "hints-gan"]
+    calls = []
+
+    class Result:
+        loaded = True
+
+    def fake_train_or_load(config, name, train, val, **kwargs):
+        calls.append((name, type(train).__name__, config.model_kwargs.get("hint_channels")))
+        return Result()
+
+    monkeypatch.setattr(recipes, "train_or_load", fake_train_or_load)
+    recipes.train_recipe("hints-gan", PROFILES["cpu"], train_set, val_set)
+    assert calls == [("hints-cpu", "HintPairs", 3), ("hints-gan-cpu", "HintPairs", 3)]
 
 
 def test_recipe_chain_puts_prerequisites_first():

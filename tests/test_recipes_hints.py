@@ -11,7 +11,7 @@ from torch import nn
 from colorlib.checkpoint import load_generator
 from colorlib.data.hints import HintPairs, split_hints
 from colorlib.runtime import PROFILES
-from colorlib.training.config import Stage, TrainConfig, config_differences
+from colorlib.training.config import Stage, TrainConfig, build_objective, config_differences
 from colorlib.training.loop import fit
 from colorlib.training.losses import Pix2PixObjective
 from colorlib.training.recipes_hints import hint_datasets, hints_recipe
@@ -23,12 +23,32 @@ TINY = {"encoder": "resnet18", "hint_channels": 3, "decoder_channels": [8] * 5}
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
-def test_hints_recipe_is_pretrained_l1_with_hint_channels(name):
+def test_hints_recipe_is_pretrained_l1_with_hint_channels_and_the_smooth_l1(name):
     profile = PROFILES[name]
     config, l1 = hints_recipe(profile, seed=3), pretrained_unet(profile, "pretrain", seed=3)
-    assert config_differences(config, l1, ignore=()) == ["model_kwargs"]
+    assert config_differences(config, l1, ignore=()) == ["model_kwargs", "pixel_loss"]
     assert config.model_kwargs == {"encoder": "auto", "hint_channels": 3}
+    assert config.pixel_loss == "smooth-l1"
     assert config.discriminator is None and [s.name for s in config.stages] == ["pretrain"]
+    objective = build_objective(config)
+    assert objective.pixel_loss == "smooth-l1" and objective.lambda_l1 == 100.0
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_the_gan_option_is_pretrained_gan_with_the_same_two_changes(name):
+    profile = PROFILES[name]
+    config, gan = hints_recipe(profile, 1, "gan"), pretrained_unet(profile, "gan", 1)
+    assert config_differences(config, gan, ignore=()) == ["model_kwargs", "pixel_loss"]
+    assert config.discriminator == "patchgan" and [s.name for s in config.stages] == ["gan"]
+    # init_from needs the same generator as the hint run it starts from
+    assert config.model_kwargs == hints_recipe(profile, 1).model_kwargs
+    with pytest.raises(ValueError, match="unknown stage 'l2'"):
+        hints_recipe(profile, stage="l2")
+
+
+def test_config_rejects_an_unknown_pixel_loss():
+    with pytest.raises(ValueError, match="unknown pixel_loss 'huber'"):
+        TrainConfig(pixel_loss="huber")
 
 
 def test_hint_datasets_wrap_training_and_optionally_validation():

@@ -34,7 +34,12 @@ from torch import nn
 
 from colorlib.models import build_model
 from colorlib.training.classification import build_classification_objective
-from colorlib.training.losses import GAN_MODES, DDColorObjective, Pix2PixObjective
+from colorlib.training.losses import (
+    GAN_MODES,
+    PIXEL_LOSSES,
+    DDColorObjective,
+    Pix2PixObjective,
+)
 
 __all__ = [
     "Stage",
@@ -113,7 +118,8 @@ class TrainConfig:
             (:func:`colorlib.models.build_model`).
         discriminator, discriminator_kwargs: ``"patchgan"`` or None (pretraining only).
         image_size, batch_size: training crop side and per-process batch.
-        objective: ``"pix2pix"`` (uses ``lambda_l1``) or ``"ddcolor"`` (uses ``pixel_weight``,
+        objective: ``"pix2pix"`` (uses ``lambda_l1`` and ``pixel_loss``, ``"l1"`` or
+            ``"smooth-l1"``) or ``"ddcolor"`` (uses ``pixel_weight``,
             ``perceptual_weight``, ``adversarial_weight``, ``colorfulness_weight``,
             ``perceptual_pretrained``); both use ``gan_mode`` (``"vanilla"`` or ``"lsgan"``).
             ``"classification"``: Zhang et al.'s rebalanced cross-entropy on the bin logits of
@@ -151,6 +157,7 @@ class TrainConfig:
     batch_size: int = 16
     objective: str = "pix2pix"
     lambda_l1: float = 100.0
+    pixel_loss: str = "l1"
     gan_mode: str = "vanilla"
     pixel_weight: float = 0.1
     perceptual_weight: float = 5.0
@@ -197,6 +204,10 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"unknown objective {self.objective!r}; choose one of {list(OBJECTIVES)}"
+            )
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(
+                f"unknown pixel_loss {self.pixel_loss!r}; choose one of {list(PIXEL_LOSSES)}"
             )
         if self.gan_mode not in GAN_MODES:
             raise ValueError(f"unknown gan_mode {self.gan_mode!r}; choose one of {list(GAN_MODES)}")
@@ -331,7 +342,9 @@ def build_objective(config: TrainConfig, train_set=None) -> nn.Module:
             lam=config.rebalance_lambda,
         )
     if config.objective == "pix2pix":
-        return Pix2PixObjective(lambda_l1=config.lambda_l1, gan_mode=config.gan_mode)
+        return Pix2PixObjective(
+            lambda_l1=config.lambda_l1, gan_mode=config.gan_mode, pixel_loss=config.pixel_loss
+        )
     return DDColorObjective(
         pixel=config.pixel_weight,
         perceptual=config.perceptual_weight,

@@ -42,6 +42,9 @@ __all__ = [
     "discriminator_loss",
     "generator_adversarial_loss",
     "l1_loss",
+    "SMOOTH_L1_DELTA",
+    "PIXEL_LOSSES",
+    "smooth_l1_loss",
     "colorfulness_loss",
     "Pix2PixObjective",
     "DDColorObjective",
@@ -49,6 +52,10 @@ __all__ = [
 
 #: the GAN modes every objective and :func:`discriminator_loss` accept
 GAN_MODES = ("vanilla", "lsgan")
+#: pix2pix-style pixel terms: ``"l1"`` (pix2pix) or ``"smooth-l1"`` (Zhang et al. 2017's hints)
+PIXEL_LOSSES = ("l1", "smooth-l1")
+#: the smooth L1's quadratic zone: 1 Lab unit (Zhang et al. 2017's delta), on ``ab / 110``
+SMOOTH_L1_DELTA = 1.0 / AB_SCALE
 
 
 def vanilla_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -139,6 +146,25 @@ def l1_loss(fake_ab: Tensor, real_ab: Tensor) -> Tensor:
     return F.l1_loss(fake_ab.float(), real_ab.float())
 
 
+def smooth_l1_loss(fake_ab: Tensor, real_ab: Tensor, delta: float = SMOOTH_L1_DELTA) -> Tensor:
+    """Smooth L1 (Huber) between normalised ``(B, 2, H, W)`` chroma, on L1's scale.
+
+    Per element ``e = |fake - real|``: ``e**2 / (2 delta)`` for ``e < delta``, else
+    ``e - delta / 2`` (``torch.nn.functional.smooth_l1_loss`` with ``beta = delta``), mean over
+    elements. Zhang et al. (2017) use the Huber loss with ``delta = 1`` in Lab units; on
+    ``ab / 110`` with ``delta = 1/110`` this is that loss divided by 110, so a weight tuned for
+    :func:`l1_loss` (pix2pix's 100) keeps its meaning: the two differ only on errors under one
+    Lab unit, where the smooth loss's gradient shrinks to zero instead of staying at +-1.
+    """
+    if fake_ab.shape != real_ab.shape:
+        raise ValueError(
+            f"fake_ab {tuple(fake_ab.shape)} and real_ab {tuple(real_ab.shape)} must match"
+        )
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0, got {delta!r}")
+    return F.smooth_l1_loss(fake_ab.float(), real_ab.float(), beta=float(delta))
+
+
 def colorfulness_loss(rgb: Tensor) -> Tensor:
     """DDColor's colourfulness loss ``mean(1 - CF(rgb) / 100)``.
 
@@ -191,21 +217,28 @@ class Pix2PixObjective(nn.Module):
 
     ``G* = arg min_G max_D L_cGAN(G, D) + lambda * L_L1(G)`` (Isola et al. 2017), with L1 on
     the normalised ``ab`` (``ab / 110``), as the original report trained it.
+    ``pixel_loss="smooth-l1"`` puts :func:`smooth_l1_loss` (Zhang et al. 2017) in L1's place.
 
     Args:
-        lambda_l1: weight of the L1 term (``lambda``, 100 in pix2pix).
+        lambda_l1: weight of the pixel term (``lambda``, 100 in pix2pix).
         gan_mode: ``"vanilla"`` (BCE with logits) or ``"lsgan"`` (least squares).
+        pixel_loss: ``"l1"`` or ``"smooth-l1"`` (:data:`PIXEL_LOSSES`).
 
     Returns (when called):
-        ``{"adversarial", "l1", "total"}`` (no ``"adversarial"`` when ``fake_logits`` is None).
+        ``{"adversarial", "l1", "total"}`` (``"smooth_l1"`` in place of ``"l1"`` with the
+        smooth loss; no ``"adversarial"`` when ``fake_logits`` is None).
     """
 
-    def __init__(self, lambda_l1: float = 100.0, gan_mode: str = "vanilla") -> None:
+    def __init__(
+        self, lambda_l1: float = 100.0, gan_mode: str = "vanilla", pixel_loss: str = "l1"
+    ) -> None:
         super().__init__()
         _check_weights(lambda_l1=lambda_l1)
         _check_gan_mode(gan_mode)
+        if pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"unknown pixel_loss {pixel_loss!r}; choose one of {PIXEL_LOSSES}")
         self.lambda_l1 = float(lambda_l1)
-        self.gan_mode = gan_mode
+        self.gan_mode, self.pixel_loss = gan_mode, pixel_loss
 
     def forward(
         self, L: Tensor, real_ab: Tensor, fake_ab: Tensor, fake_logits: Tensor | None
@@ -216,13 +249,16 @@ class Pix2PixObjective(nn.Module):
             losses["adversarial"] = generator_adversarial_loss(fake_logits, self.gan_mode)
             total = total + losses["adversarial"]
         if self.lambda_l1 > 0:
-            losses["l1"] = l1_loss(fake_ab, real_ab)
-            total = total + self.lambda_l1 * losses["l1"]
+            smooth = self.pixel_loss == "smooth-l1"
+            key = "smooth_l1" if smooth else "l1"
+            losses[key] = (smooth_l1_loss if smooth else l1_loss)(fake_ab, real_ab)
+            total = total + self.lambda_l1 * losses[key]
         losses["total"] = total
         return losses
 
     def extra_repr(self) -> str:
-        return f"lambda_l1={self.lambda_l1}, gan_mode={self.gan_mode!r}"
+        pixel = "" if self.pixel_loss == "l1" else f", pixel_loss={self.pixel_loss!r}"
+        return f"lambda_l1={self.lambda_l1}, gan_mode={self.gan_mode!r}{pixel}"
 
 
 class DDColorObjective(nn.Module):

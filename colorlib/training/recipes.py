@@ -1,8 +1,9 @@
 """The book's trained models, by name: one registry for the chapters, the CLI and the tests.
 
 A *recipe* is a name ("pix2pix", "pretrained-l1", "pretrained-gan", "classification",
-"ddcolor", "ddcolor-ablation-<variant>", "trick-ablation-<variant>") for a function
-``(profile, seed) -> TrainConfig``, plus the recipe whose finished weights start it. The
+"ddcolor", "hints", "hints-gan", "ddcolor-ablation-<variant>", "trick-ablation-<variant>")
+for a function ``(profile, seed) -> TrainConfig``, plus the recipe whose finished weights
+start it and, for the hint models, how its photos become training pairs. The
 chapters, the command line and the evaluation chapter all ask this registry, so "the pix2pix
 baseline" is the same run everywhere:
 
@@ -10,7 +11,11 @@ baseline" is the same run everywhere:
   :mod:`colorlib.training.recipes_trick` (chapter 6's ablation),
   :mod:`colorlib.training.recipes_classification` (Zhang et al.'s colorization as
   classification, on the "pretrained-l1" trunk and budget; chapter 7) and
-  :mod:`colorlib.training.recipes_ddcolor` (chapter 8);
+  :mod:`colorlib.training.recipes_ddcolor` (chapter 8) and
+  :mod:`colorlib.training.recipes_hints` (user-guided colorization, chapter 10);
+* :func:`recipe_datasets` turns the ``(L, ab)`` photos into the pairs a recipe trains on
+  (the hint recipes add simulated hints, :func:`~colorlib.training.recipes_hints.hint_datasets`);
+  :func:`train_recipe` calls it, so every caller passes plain ``(L, ab)`` datasets;
 * :func:`checkpoint_name` gives each (recipe, profile, seed) its own
   :func:`~colorlib.training.runs.train_or_load` name (``"pix2pix-cpu"``,
   ``"ddcolor-ablation-pixel-cpu"``), so smoke, cpu and gpu runs never overwrite one another;
@@ -37,6 +42,7 @@ from colorlib.training.recipes_ddcolor import (
     ablation_recipe,
     ddcolor_recipe,
 )
+from colorlib.training.recipes_hints import hint_datasets, hints_recipe
 from colorlib.training.recipes_trick import TRICK_VARIANTS, trick_profile, trick_recipe
 from colorlib.training.recipes_unet import pix2pix_baseline, pretrained_unet
 from colorlib.training.runs import train_or_load
@@ -48,6 +54,7 @@ __all__ = [
     "recipe_config",
     "recipe_profile",
     "recipe_chain",
+    "recipe_datasets",
     "checkpoint_name",
     "train_recipe",
 ]
@@ -55,6 +62,10 @@ __all__ = [
 
 def _same_profile(profile: Profile) -> Profile:
     return profile
+
+
+def _same_pairs(train_set, val_set, seed: int = 0):
+    return train_set, val_set
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class Recipe:
         ablation: a short side run of an ablation, not one of the book's main models.
         label: a short name for people (menus, legends); the recipe's name when empty.
         chapter: the book's chapter that trains it.
+        datasets: ``(train_set, val_set, seed) -> (train, val)``, the pairs the run trains
+            on, from ``(L, ab)`` datasets; unchanged for most recipes.
     """
 
     name: str
@@ -81,6 +94,7 @@ class Recipe:
     ablation: bool = False
     label: str = ""
     chapter: int = 8
+    datasets: Callable = _same_pairs
 
 
 def _ablation(variant: str) -> Recipe:
@@ -145,6 +159,23 @@ RECIPES: dict[str, Recipe] = {
             lambda profile, seed=0: ddcolor_recipe(profile, seed=seed),
             label="DDColor, trained in the book",
         ),
+        Recipe(
+            "hints",
+            "the ImageNet-encoder U-Net with colour hints as input, smooth L1 (Zhang 2017)",
+            hints_recipe,
+            label="U-Net with colour hints (Zhang 2017)",
+            chapter=10,
+            datasets=hint_datasets,
+        ),
+        Recipe(
+            "hints-gan",
+            "the hint U-Net fine-tuned with a PatchGAN critic",
+            lambda profile, seed=0: hints_recipe(profile, seed, "gan"),
+            init_from="hints",
+            label="U-Net with colour hints, + GAN",
+            chapter=10,
+            datasets=hint_datasets,
+        ),
         *(_trick(variant) for variant in TRICK_VARIANTS),
         *(_ablation(variant) for variant in LOSS_VARIANTS),
     )
@@ -173,6 +204,16 @@ def recipe_chain(name: str) -> list[str]:
     while RECIPES[chain[0]].init_from is not None:
         chain.insert(0, _recipe(RECIPES[chain[0]].init_from).name)
     return chain
+
+
+def recipe_datasets(name: str, train_set, val_set, seed: int = 0):
+    """The ``(train, val)`` datasets recipe ``name`` trains on, from ``(L, ab)`` datasets.
+
+    Most recipes train on the photos as they are; "hints" and "hints-gan" train on them with
+    simulated colour hints (:func:`~colorlib.training.recipes_hints.hint_datasets`; their
+    validation stays automatic colorization).
+    """
+    return _recipe(name).datasets(train_set, val_set, seed)
 
 
 def checkpoint_name(recipe: str, profile: Profile, seed: int = 0) -> str:
@@ -207,7 +248,8 @@ def train_recipe(
         name: a key of :data:`RECIPES`.
         profile: sizes and budgets (see :func:`colorlib.runtime.get_profile`).
         train_set, val_set: ``(L, ab)`` datasets, loaded with :func:`recipe_profile`'s profile
-            (e.g. ``load_datasets(recipe_profile(name, profile))``).
+            (e.g. ``load_datasets(recipe_profile(name, profile))``); :func:`recipe_datasets`
+            makes the recipe's pairs of them.
         device: where to train (None: the best available).
         seed: the runs' seed (part of the checkpoint names).
         force: retrain this recipe (not its prerequisite) even if a finished run exists.
@@ -227,8 +269,7 @@ def train_recipe(
     return train_or_load(
         recipe.build(profile, seed),
         checkpoint_name(name, profile, seed),
-        train_set,
-        val_set,
+        *recipe.datasets(train_set, val_set, seed),
         device=device,
         force=force,
         init_from=init_from,

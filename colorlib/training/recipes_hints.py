@@ -3,13 +3,16 @@
 Design:
 
 * :func:`hints_recipe` is the "pretrained-l1" config
-  (:func:`colorlib.training.recipes_unet.pretrained_unet`, stage "pretrain") with one change,
-  the generator's ``hint_channels=3``: the same ImageNet-encoder U-Net (``encoder="auto"``),
-  image size, batch, Adam (lr 2e-4, betas (0.9, 0.999)), ``100 * L1`` objective without a
-  discriminator, validation cadence and stage budget, so the two runs compare like for like.
-  The paper's loss is a smooth L1 (Huber) with ``delta`` = 1 Lab unit (``1/110`` on the
-  normalised ``ab``): it differs from L1 only where the error is under one Lab unit, so L1
-  stands in for it;
+  (:func:`colorlib.training.recipes_unet.pretrained_unet`, stage "pretrain") with what the
+  paper changes: the generator's ``hint_channels=3``, and its loss, a smooth L1 (Huber) with
+  ``delta`` = 1 Lab unit (``pixel_loss="smooth-l1"``: ``delta = 1/110`` on the normalised
+  ``ab``, on L1's scale, so the weight 100 keeps its meaning). The ImageNet-encoder U-Net
+  (``encoder="auto"``), image size, batch, Adam (lr 2e-4, betas (0.9, 0.999)), validation
+  cadence and stage budget are the L1 run's, so the two compare like for like;
+* ``stage="gan"`` is the option of a GAN stage after it (the "pretrained-gan" config with the
+  same two changes, started from the finished hint run: the "hints-gan" recipe); the
+  discriminator judges ``(L, ab)`` pairs, never the hints
+  (:func:`~colorlib.training.steps.lightness`);
 * the hints are data, not configuration: the training photos go through
   :class:`~colorlib.data.hints.HintPairs` (simulated clicks, fresh at every access), which
   :func:`hint_datasets` does for a ``(train_set, val_set)`` pair before ``fit`` /
@@ -32,23 +35,34 @@ from colorlib.runtime import Profile
 from colorlib.training.config import TrainConfig
 from colorlib.training.recipes_unet import pretrained_unet
 
-__all__ = ["hints_recipe", "hint_datasets"]
+__all__ = ["PIXEL_LOSS", "hints_recipe", "hint_datasets"]
+
+#: the paper's loss: Huber with delta = 1 Lab unit
+PIXEL_LOSS = "smooth-l1"
 
 
-def hints_recipe(profile: Profile, seed: int = 0) -> TrainConfig:
+def hints_recipe(profile: Profile, seed: int = 0, stage: str = "pretrain") -> TrainConfig:
     """User-guided colorization on the "pretrained-l1" trunk and budget.
 
     Args:
         profile: supplies sizes and the stage budget (``stage_minutes`` / ``stage_steps``).
         seed: seeds initialisation, the data order and the simulated hints.
+        stage: ``"pretrain"`` (smooth L1 alone) or ``"gan"`` (pix2pix's objective with the
+            smooth L1; start it from the finished ``"pretrain"`` run).
 
     Returns:
-        A one-stage ("pretrain") :class:`~colorlib.training.config.TrainConfig` whose
-        ``"resnet-unet"`` generator has ``hint_channels=3``; train it on
+        A one-stage :class:`~colorlib.training.config.TrainConfig` whose ``"resnet-unet"``
+        generator has ``hint_channels=3`` and whose pixel loss is ``"smooth-l1"``; train it on
         :func:`hint_datasets`.
+
+    Raises:
+        ValueError: an unknown ``stage``.
     """
-    l1 = pretrained_unet(profile, "pretrain", seed)
-    return l1.replace(model_kwargs={**l1.model_kwargs, "hint_channels": HINT_CHANNELS})
+    base = pretrained_unet(profile, stage, seed)
+    return base.replace(
+        model_kwargs={**base.model_kwargs, "hint_channels": HINT_CHANNELS},
+        pixel_loss=PIXEL_LOSS,
+    )
 
 
 def hint_datasets(
