@@ -31,7 +31,12 @@ __all__ = [
 ]
 
 #: generators ``colorlib train --model`` trains, and the recipe each one names
-TRAINABLE = {"unet": "pix2pix", "resnet-unet": "pretrained-gan", "ddcolor": "ddcolor"}
+TRAINABLE = {
+    "unet": "pix2pix",
+    "resnet-unet": "pretrained-gan",
+    "ddcolor": "ddcolor",
+    "hints": "hints",
+}
 
 
 # ----------------------------------------------------------------------------- inputs and outputs
@@ -149,7 +154,8 @@ def train_configs(model: str, profile, seed: int = 0) -> list:
 
     ``MODEL`` names the recipe of :data:`TRAINABLE` (``unet``: "pix2pix", chapter 5;
     ``resnet-unet``: "pretrained-gan", the pretraining trick of chapter 6, preceded by its
-    prerequisite "pretrained-l1"; ``ddcolor``: "ddcolor", chapter 8), all from the one registry
+    prerequisite "pretrained-l1"; ``ddcolor``: "ddcolor", chapter 8; ``hints``: "hints", the
+    U-Net taking colour hints, chapter 10), all from the one registry
     :mod:`colorlib.training.recipes`.
 
     Raises:
@@ -176,7 +182,10 @@ def run_train(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.steps is not None or args.minutes is not None:  # the given budget, and only it
         profile = profile.with_overrides(stage_steps=args.steps, stage_minutes=args.minutes)
+    from colorlib.training.recipes import recipe_chain, recipe_datasets
+
     configs = train_configs(args.model, profile, args.seed)
+    names = recipe_chain(TRAINABLE[args.model])
     if getattr(args, "checkpoint_minutes", None) is not None:
         configs = [c.replace(checkpoint_minutes=args.checkpoint_minutes) for c in configs]
     out = Path(args.out) if args.out else checkpoint_dir() / f"{args.model}-{profile.name}.pt"
@@ -184,14 +193,14 @@ def run_train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     train_set, val_set = load_datasets(profile, data=args.data, seed=args.seed)
     init_from = None
-    for config, path in zip(configs, _stage_paths(out, len(configs)), strict=True):
+    for name, config, path in zip(names, configs, _stage_paths(out, len(configs)), strict=True):
+        sets = recipe_datasets(name, train_set, val_set, args.seed)  # hints: simulated clicks
         if len(configs) > 1:
             print(f"run {config.stages[0].name}: {config.model}, checkpoint {path}")
         try:
             result = fit(
                 config,
-                train_set,
-                val_set,
+                *sets,
                 device=device,
                 checkpoint_path=path,
                 resume=not args.fresh,

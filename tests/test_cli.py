@@ -464,6 +464,7 @@ def test_train_configs_are_the_books_recipes():
         recipes.recipe_config("pretrained-gan", smoke),
     ]
     assert train_configs("ddcolor", smoke) == [recipes_ddcolor.ddcolor_recipe(smoke)]
+    assert train_configs("hints", smoke) == [recipes.recipe_config("hints", smoke)]
     with pytest.raises(ValueError, match="no training recipe"):
         train_configs("vgg", smoke)
 
@@ -483,6 +484,25 @@ def test_train_resnet_unet_chains_the_pretraining_trick(tmp_path, capsys, offlin
 
     assert load_checkpoint(out)["config"]["stages"][0]["name"] == "gan"
     assert load_checkpoint(tmp_path / "resnet-1.pt")["config"]["discriminator"] is None
+
+
+@pytest.mark.slow
+def test_train_a_hint_model_then_colorize_with_hints(tmp_path, capsys, offline_empty_hub):
+    for index in range(6):
+        _photo(tmp_path / "photos" / f"{index}.png", (72, 80), seed=index)
+    out = tmp_path / "hints.pt"
+    argv = ["train", "--model", "hints", "--profile", "smoke", "--steps", "1"]
+    argv += ["--data", str(tmp_path / "photos"), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    from colorlib.checkpoint import load_checkpoint
+
+    config = load_checkpoint(out)["config"]
+    assert config["model_kwargs"]["hint_channels"] == 3 and config["pixel_loss"] == "smooth-l1"
+    hints = tmp_path / "hints.json"
+    hints.write_text('[{"x": 10, "y": 20, "color": "#c03020"}]')
+    argv = ["colorize", str(tmp_path / "photos" / "0.png"), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--checkpoint", str(out), "--hints", str(hints)]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
 
 
 def test_train_on_a_missing_folder_is_one_line(tmp_path, capsys):
