@@ -5,10 +5,11 @@ Tiny U-Net trunks on 16 px synthetic pairs keep every test to about a second."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from fakes import RandomPairs
 from torch import nn
 
-from colorlib.ab_bins import annealed_mean, gamut_bins, soft_encode
+from colorlib.ab_bins import annealed_mean, gamut_bins, mode_ab, soft_encode
 from colorlib.checkpoint import load_generator
 from colorlib.color import AB_SCALE
 from colorlib.models import build_model
@@ -24,6 +25,7 @@ from colorlib.training.steps import pretrain_step
 
 SIZE = 16
 TRUNK = {"base_channels": 4, "num_downs": 3}
+LOW = SIZE // 4  # the logits' side at the default downsample
 
 
 @pytest.fixture(scope="module")
@@ -40,23 +42,76 @@ def _L(n=2, seed=0):
     return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-def test_the_classifier_gives_ab_and_bin_logits():
+def _upsampled(ab):
+    return F.interpolate(ab, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+
+
+def test_the_classifier_gives_full_size_ab_and_quarter_resolution_logits():
     net = tiny().eval()
     L = _L()
     logits, ab = net.logits(L), net(L)
-    assert logits.shape == (2, 229, SIZE, SIZE) and ab.shape == (2, 2, SIZE, SIZE)
-    assert net.num_bins == 229 and net.required_multiple == 8
+    assert logits.shape == (2, 229, LOW, LOW) and ab.shape == (2, 2, SIZE, SIZE)
+    assert net.num_bins == 229 and net.required_multiple == 8 and net.downsample == 4
     # one process, the same input and shapes, eval mode: the same computation, bit for bit
-    assert torch.equal(ab, net.decode(logits))
+    assert torch.equal(ab, net.decode(logits, size=L.shape[-2:]))
+    assert torch.equal(ab, _upsampled(annealed_mean(logits, net.centres, net.temperature)))
     assert torch.equal(net(L, return_logits=True), logits)
+    assert net.decode(logits).shape == (2, 2, LOW, LOW)  # no size: the logits' resolution
+    assert torch.equal(net.decode(logits, size=(LOW, LOW)), net.decode(logits))
     assert (ab.abs() <= net.centres.abs().max() / AB_SCALE + 1e-6).all()
+    mode = net.decode_mode(logits, size=L.shape[-2:])
+    assert torch.equal(mode, _upsampled(mode_ab(logits, net.centres)))
+    assert torch.equal(net.decode_mode(logits), mode_ab(logits, net.centres))
+    assert "downsample=4" in repr(net)
+
+
+def test_the_pooled_features_head_is_the_pool_of_full_resolution_logits():
+    net = tiny().eval()
+    L = _L()
+    with torch.no_grad():
+        full = net.head(net.trunk(L))  # (B, Q, H, W): the head on every pixel
+        pooled = F.avg_pool2d(full, kernel_size=4, stride=4)
+        logits = net.logits(L)
+    # a 1x1 conv is affine per pixel, so it commutes with the average; equal up to float
+    # rounding only, since the sums run in another order (16 features, then 8 channels)
+    torch.testing.assert_close(logits, pooled, rtol=1e-5, atol=1e-5)
+    assert logits.shape == pooled.shape == (2, 229, LOW, LOW)
+
+
+def test_downsample_one_predicts_per_pixel_as_before():
+    net = tiny(downsample=1).eval()
+    L = _L()
+    logits = net.logits(L)
+    assert logits.shape == (2, 229, SIZE, SIZE)
+    assert torch.equal(logits, net.head(net.trunk(L)))  # no pooling at all
+    assert torch.equal(net(L), annealed_mean(logits, net.centres, net.temperature))
+    assert torch.equal(net(L), net.decode(logits))  # size given or not: nothing to resize
+    assert torch.equal(net.decode_mode(logits, size=(SIZE, SIZE)), mode_ab(logits, net.centres))
+    assert net.model_kwargs["downsample"] == 1 and "downsample=1" in repr(net)
+
+
+def test_bad_downsamples_and_sizes_raise():
+    for bad in (0, -4, 2.0, True, "4"):
+        with pytest.raises(ValueError, match="downsample must be an int >= 1"):
+            tiny(downsample=bad)
+    with pytest.raises(
+        ValueError, match="downsample 3 must divide the trunk's required_multiple 8"
+    ):
+        tiny(downsample=3)
+    net = tiny(downsample=4)
+    with pytest.raises(ValueError, match="input size 18x16 must be divisible by downsample 4"):
+        net(torch.zeros(1, 1, 18, 16))
+    with pytest.raises(ValueError, match="multiples of 8"):  # the trunk's own check
+        net(torch.zeros(1, 1, 20, 16))
+    with pytest.raises(ValueError, match="size must be"):
+        net.decode(torch.zeros(1, 229, 4, 4), size=(16,))
 
 
 def test_temperature_is_settable_and_used_by_forward():
     net = tiny(temperature=0.5).eval()
     L = _L()
     net.temperature = 1.0
-    torch.testing.assert_close(net(L), annealed_mean(net.logits(L), net.centres, 1.0))
+    torch.testing.assert_close(net(L), _upsampled(annealed_mean(net.logits(L), net.centres, 1.0)))
     assert net.model_kwargs["temperature"] == 1.0
     for bad in (0, -0.1, "warm"):
         with pytest.raises(ValueError, match="temperature must be a number > 0"):
@@ -73,6 +128,19 @@ def test_model_kwargs_rebuild_the_same_network():
     again.load_state_dict(own)
     L = _L()
     torch.testing.assert_close(again.eval()(L), net.eval()(L))
+
+
+@pytest.mark.parametrize("downsample", [1, 2, 8])
+def test_downsample_travels_in_model_kwargs(downsample):
+    net = tiny(downsample=downsample)
+    assert net.model_kwargs["downsample"] == downsample
+    again = build_model("classifier", pretrained=False, **net.model_kwargs)
+    assert again.downsample == downsample and again.model_kwargs == net.model_kwargs
+    again.load_state_dict(net.state_dict())
+    L = _L()
+    side = SIZE // downsample
+    assert again.eval().logits(L).shape == (2, 229, side, side)
+    torch.testing.assert_close(again(L), net.eval()(L))
 
 
 def test_custom_centres_travel_in_model_kwargs():
@@ -142,6 +210,25 @@ def test_the_loss_is_the_papers_rebalanced_soft_cross_entropy(centres):
     np.testing.assert_allclose([losses["total"].item(), losses["ce"].item()], expected, rtol=1e-5)
 
 
+def test_low_resolution_logits_are_scored_against_the_pooled_truth(centres):
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, len(centres), 2, 3, generator=g) * 2  # 1/4 of 8x12
+    real_ab = (torch.rand(2, 2, 8, 12, generator=g) - 0.5) * 1.2
+    weights = torch.rand(len(centres), generator=g) + 0.5
+    objective = ClassificationObjective(centres, weights)
+    losses = objective(None, real_ab, logits)
+    pooled = real_ab.reshape(2, 2, 2, 4, 3, 4).mean(dim=(3, 5))  # the mean ab of each 4x4 cell
+    at_low = objective(None, pooled, logits)  # same size: scored as it is
+    torch.testing.assert_close(losses["total"], at_low["total"])
+    expected = _numpy_loss(
+        logits.double().numpy(),
+        pooled.double().numpy(),
+        centres.double().numpy(),
+        weights.double().numpy(),
+    )
+    np.testing.assert_allclose([losses["total"].item(), losses["ce"].item()], expected, rtol=1e-5)
+
+
 def test_the_loss_is_smallest_at_the_truth(centres):
     objective = ClassificationObjective(centres)
     real_ab = (torch.rand(1, 2, 4, 4, generator=torch.Generator().manual_seed(5)) - 0.5) * 0.8
@@ -170,8 +257,11 @@ def test_the_objective_rejects_bad_inputs(centres):
     logits = torch.zeros(1, len(centres), 4, 4)
     with pytest.raises(ValueError, match=r"logits must be \(B, 229, H, W\), got \(1, 2, 4, 4\)"):
         objective(None, torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"real_ab \(1, 2, 8, 8\) must be"):
-        objective(None, torch.zeros(1, 2, 8, 8), logits)
+    for side in (6, 2):  # not a multiple of the logits' 4, or smaller
+        with pytest.raises(ValueError, match=rf"real_ab \(1, 2, {side}, {side}\) must be"):
+            objective(None, torch.zeros(1, 2, side, side), logits)
+    with pytest.raises(ValueError, match=r"real_ab \(2, 2, 4, 4\) must be"):
+        objective(None, torch.zeros(2, 2, 4, 4), logits)
     with pytest.raises(ValueError, match="no adversarial term"):
         objective(None, torch.zeros(1, 2, 4, 4), logits, torch.zeros(1, 1, 2, 2))
     with pytest.raises(ValueError, match=r"k must be an int in \[1, 229\], got 0"):

@@ -4,7 +4,7 @@ Design:
 
 * :class:`ClassificationObjective` follows the objective interface of
   :mod:`colorlib.training.losses`, ``objective(L, real_ab, prediction, None) -> {"total", ...}``,
-  except that its prediction is the classifier's ``(B, Q, H, W)`` logits, not ab. It says so
+  except that its prediction is the classifier's ``(B, Q, h, w)`` logits, not ab. It says so
   with ``prediction = "logits"``, and :func:`colorlib.training.steps.pretrain_step` then asks the
   generator for ``generator(L, return_logits=True)`` (through a DDP wrapper's forward, so
   gradients are still synchronised). Micro-batches, autocast and the gradient scaler are
@@ -12,6 +12,9 @@ Design:
 * the loss is the paper's eq. 2: per pixel, ``-w[q*] sum_q Z_q log softmax(z)_q``, averaged
   over pixels, with ``Z`` the soft encoding of the true ab on its 5 nearest bins (sigma 5) and
   ``w[q*]`` the rebalancing weight of the true colour's nearest bin;
+* logits at a lower resolution than the photo (the classifier predicts at 1/4, as in the
+  paper) are scored against the true ab *average-pooled* to their size, as the paper
+  downsamples its ground truth: the soft encoding is that of the mean colour of each cell;
 * the weights come from the *training photos*: :func:`photo_rebalance_weights` takes the
   nearest-bin histogram of a seeded sample of at most :data:`REBALANCE_PHOTOS` of them (under a
   forked torch RNG, so random crops neither depend on nor disturb the run's random state: the
@@ -27,6 +30,7 @@ Design:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colorlib.ab_bins import bin_distribution, gamut_bins, nearest_bins, rebalance_weights
@@ -90,27 +94,33 @@ class ClassificationObjective(nn.Module):
         Args:
             L: ``(B, 1, H, W)`` (unused; the interface of every objective).
             real_ab: ``(B, 2, H, W)`` normalised true chroma.
-            logits: ``(B, Q, H, W)`` the classifier's bin scores.
+            logits: ``(B, Q, h, w)`` the classifier's bin scores; ``h``, ``w`` divide ``H``,
+                ``W`` (equal: per pixel; smaller: ``real_ab`` is average-pooled to ``(h, w)``
+                before the soft encoding, as the paper downsamples the ground truth).
             fake_logits: must be None (no adversarial term).
 
         Raises:
-            ValueError: mismatched shapes, or discriminator logits given.
+            ValueError: mismatched shapes, sizes that do not divide exactly, or discriminator
+                logits given.
         """
         if fake_logits is not None:
             raise ValueError("ClassificationObjective has no adversarial term: pass None")
         Q = len(self.centres)
         if logits.dim() != 4 or logits.shape[1] != Q:
             raise ValueError(f"logits must be (B, {Q}, H, W), got {tuple(logits.shape)}")
-        if real_ab.shape != (logits.shape[0], 2, *logits.shape[2:]):
+        (h, w), (H, W) = logits.shape[-2:], real_ab.shape[-2:]
+        if real_ab.dim() != 4 or real_ab.shape[:2] != (logits.shape[0], 2) or H % h or W % w:
             raise ValueError(
-                f"real_ab {tuple(real_ab.shape)} must be (B, 2, H, W) for logits "
-                f"{tuple(logits.shape)}"
+                f"real_ab {tuple(real_ab.shape)} must be (B, 2, H, W) with H, W multiples of "
+                f"the logits' size, for logits {tuple(logits.shape)}"
             )
         with torch.no_grad():
-            target, index = nearest_bins(real_ab, self.centres, self.k, self.sigma)  # (B,k,H,W)
-        log_probs = torch.log_softmax(logits.float(), dim=1)  # (B, Q, H, W)
-        ce = -(target * log_probs.gather(1, index)).sum(dim=1)  # (B, H, W)
-        weight = self.class_weights[index[:, 0]]  # (B, H, W): of the nearest bin q*
+            if (H, W) != (h, w):  # the paper's downsampled ground truth: mean ab per cell
+                real_ab = F.avg_pool2d(real_ab, kernel_size=(H // h, W // w))
+            target, index = nearest_bins(real_ab, self.centres, self.k, self.sigma)  # (B,k,h,w)
+        log_probs = torch.log_softmax(logits.float(), dim=1)  # (B, Q, h, w)
+        ce = -(target * log_probs.gather(1, index)).sum(dim=1)  # (B, h, w)
+        weight = self.class_weights[index[:, 0]]  # (B, h, w): of the nearest bin q*
         return {"total": (weight * ce).mean(), "ce": ce.mean()}
 
     def extra_repr(self) -> str:

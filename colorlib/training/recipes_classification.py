@@ -5,8 +5,9 @@ Design:
 * :func:`classification_recipe` starts from the "pretrained-l1" config
   (:func:`colorlib.training.recipes_unet.pretrained_unet`, stage "pretrain") and changes only
   what the method changes: the generator becomes a ``"classifier"`` over the same trunk (the
-  ImageNet-encoder U-Net with ``encoder="auto"``, ending in ``num_features`` channels and a
-  1x1 head to Q = 229 bin logits), and the objective becomes the rebalanced cross-entropy
+  ImageNet-encoder U-Net with ``encoder="auto"``, ending in ``num_features`` channels,
+  average-pooled by :data:`DOWNSAMPLE` = 4, and a 1x1 head to Q = 229 bin logits at 1/4 of the
+  resolution, as in the paper), and the objective becomes the rebalanced cross-entropy
   (``"classification"``, lambda 0.5). Image size, batch, optimiser, validation cadence, seed
   and the stage budget stay those of "pretrained-l1", so the two runs compare like for like;
 * the paper's decoding temperature (0.38) is the classifier's default; the cross-entropy's
@@ -21,12 +22,17 @@ from colorlib.runtime import Profile
 from colorlib.training.config import TrainConfig
 from colorlib.training.recipes_unet import pretrained_unet
 
-__all__ = ["NUM_FEATURES", "REBALANCE_LAMBDA", "classification_recipe"]
+__all__ = ["DOWNSAMPLE", "NUM_FEATURES", "REBALANCE_LAMBDA", "classification_recipe"]
 
 #: channels of the trunk's output, the 1x1 head's input (the paper's conv8 has 256)
 NUM_FEATURES = 128
 #: the paper's uniform share in the rebalancing weights
 REBALANCE_LAMBDA = 0.5
+#: the bin distribution is predicted at 1/4 of the input resolution and the decoded ab
+#: upsampled, as in Zhang, Isola & Efros (ECCV 2016: a quarter of each side, the ground truth
+#: downsampled to match). Set explicitly, so that a checkpoint trained at full
+#: resolution (before this setting existed) is another config, retrained rather than loaded.
+DOWNSAMPLE = 4
 
 
 def classification_recipe(profile: Profile, seed: int = 0) -> TrainConfig:
@@ -45,6 +51,7 @@ def classification_recipe(profile: Profile, seed: int = 0) -> TrainConfig:
         "trunk": l1.model,
         "trunk_kwargs": dict(l1.model_kwargs),
         "num_features": NUM_FEATURES,
+        "downsample": DOWNSAMPLE,
     }
     return l1.replace(
         model="classifier",
