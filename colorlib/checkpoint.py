@@ -144,8 +144,10 @@ def rebuild_generator(state: dict, grad_checkpointing: bool = False) -> nn.Modul
 
     Built from the architecture the network reported when it was saved
     (``state["generator_kwargs"]``, e.g. ResNetUNet's resolved ``encoder="auto"``), else from
-    the config's ``model_kwargs``. A network with an ``encoder_source`` gets the stored one back
-    (the ImageNet weights its run started from), so it travels along ``init_from`` chains too.
+    the config's ``model_kwargs`` (a classifier saved before it had ``downsample`` gets 1, the
+    full resolution it was trained at). A network with an ``encoder_source`` gets the stored
+    one back (the ImageNet weights its run started from), so it travels along ``init_from``
+    chains too.
 
     Raises:
         RuntimeError: weights that do not fit the architecture (torch's message).
@@ -153,6 +155,9 @@ def rebuild_generator(state: dict, grad_checkpointing: bool = False) -> nn.Modul
     config = state["config"]
     kwargs = dict(state.get("generator_kwargs") or config.get("model_kwargs") or {})
     kwargs.pop("pretrained", None)  # the weights are in the file: no ImageNet download
+    if config["model"] == "classifier":
+        # classifiers saved before ``downsample`` existed predicted at full resolution
+        kwargs.setdefault("downsample", 1)
     generator = build_model(
         config["model"], pretrained=False, grad_checkpointing=grad_checkpointing, **kwargs
     )

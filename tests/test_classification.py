@@ -356,3 +356,19 @@ def test_fit_trains_saves_and_reloads_the_classifier(tmp_path):
     )
     assert generator.temperature == pytest.approx(0.38)
     torch.testing.assert_close(generator(val.L), result.generator(val.L))
+
+
+def test_a_classifier_saved_before_downsample_existed_reloads_at_full_resolution(tmp_path):
+    data, val = RandomPairs(8, size=SIZE, learnable=True), RandomPairs(2, seed=1, size=SIZE)
+    config = _config()
+    config = config.replace(model_kwargs={**config.model_kwargs, "downsample": 1})
+    path = tmp_path / "old.pt"
+    result = fit(config, data, val, "cpu", path, progress=False)
+    state = torch.load(path, weights_only=False)
+    for kwargs in (state.get("generator_kwargs"), state["config"]["model_kwargs"]):
+        if kwargs:
+            kwargs.pop("downsample")  # as the checkpoints of the first classifier were
+    torch.save(state, path)
+    generator, _ = load_generator(path)
+    assert generator.downsample == 1
+    torch.testing.assert_close(generator(val.L), result.generator(val.L))
