@@ -34,3 +34,16 @@ def test_the_budget_is_the_shorter_of_the_profiles_and_the_lessons():
 def test_an_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown variant 'no-gan'"):
         ru.gan_lesson(PROFILES["smoke"], "no-gan")
+
+
+def test_the_lessons_are_registered_recipes_with_the_notebooks_old_checkpoint_names():
+    from colorlib.training import recipes
+
+    cpu = PROFILES["cpu"]
+    for variant in ru.GAN_LESSON_VARIANTS:
+        name = f"gan-lesson-{variant}"
+        recipe = recipes.RECIPES[name]
+        assert recipe.ablation and recipe.chapter == 5 and recipe.init_from is None
+        assert recipes.recipe_config(name, cpu, 2) == ru.gan_lesson(cpu, variant, 2)
+        # the names chapter 5 gave its runs before they were registered: caches stay valid
+        assert recipes.checkpoint_name(name, cpu) == f"gan-lesson-{variant}-cpu"

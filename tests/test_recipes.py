@@ -208,9 +208,9 @@ def test_one_registry_holds_every_model_the_book_trains():
         "hints-gan",
     ]
     ablations = [name for name, recipe in recipes.RECIPES.items() if recipe.ablation]
-    assert ablations == [f"trick-ablation-{v}" for v in recipes.TRICK_VARIANTS] + [
-        f"ddcolor-ablation-{v}" for v in recipes_ddcolor.LOSS_VARIANTS
-    ]
+    assert ablations == [f"gan-lesson-{v}" for v in recipes_unet.GAN_LESSON_VARIANTS] + [
+        f"trick-ablation-{v}" for v in recipes.TRICK_VARIANTS
+    ] + [f"ddcolor-ablation-{v}" for v in recipes_ddcolor.LOSS_VARIANTS]
     cpu = PROFILES["cpu"]
     assert recipes.recipe_config("ddcolor", cpu) == recipes_ddcolor.ddcolor_recipe(cpu)
     pixel = recipes.recipe_config("ddcolor-ablation-pixel", cpu)

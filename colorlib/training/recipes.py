@@ -1,7 +1,8 @@
 """The book's trained models, by name: one registry for the chapters, the CLI and the tests.
 
 A *recipe* is a name ("pix2pix", "pretrained-l1", "pretrained-gan", "classification",
-"ddcolor", "hints", "hints-gan", "ddcolor-ablation-<variant>", "trick-ablation-<variant>")
+"ddcolor", "hints", "hints-gan", "gan-lesson-<variant>", "ddcolor-ablation-<variant>",
+"trick-ablation-<variant>")
 for a function ``(profile, seed) -> TrainConfig``, plus the recipe whose finished weights
 start it and, for the hint models, how its photos become training pairs. The
 chapters, the command line and the evaluation chapter all ask this registry, so "the pix2pix
@@ -44,7 +45,12 @@ from colorlib.training.recipes_ddcolor import (
 )
 from colorlib.training.recipes_hints import hint_datasets, hints_recipe
 from colorlib.training.recipes_trick import TRICK_VARIANTS, trick_profile, trick_recipe
-from colorlib.training.recipes_unet import pix2pix_baseline, pretrained_unet
+from colorlib.training.recipes_unet import (
+    GAN_LESSON_VARIANTS,
+    gan_lesson,
+    pix2pix_baseline,
+    pretrained_unet,
+)
 from colorlib.training.runs import train_or_load
 from colorlib.training.runstate import TrainResult
 
@@ -105,6 +111,17 @@ def _ablation(variant: str) -> Recipe:
         data_profile=ablation_profile,
         ablation=True,
         label=f"DDColor loss ablation '{variant}'",
+    )
+
+
+def _lesson(variant: str) -> Recipe:
+    return Recipe(
+        f"gan-lesson-{variant}",
+        f"chapter 5's GAN-dynamics run, lambda_L1 = {GAN_LESSON_VARIANTS[variant]:g}",
+        lambda profile, seed=0: gan_lesson(profile, variant, seed),
+        ablation=True,
+        label=f"GAN lesson '{variant}'",
+        chapter=5,
     )
 
 
@@ -176,6 +193,7 @@ RECIPES: dict[str, Recipe] = {
             chapter=10,
             datasets=hint_datasets,
         ),
+        *(_lesson(variant) for variant in GAN_LESSON_VARIANTS),
         *(_trick(variant) for variant in TRICK_VARIANTS),
         *(_ablation(variant) for variant in LOSS_VARIANTS),
     )
