@@ -5,7 +5,8 @@ checkpoints (one warm, one cool: colour at once, offline, no training) and shows
 :class:`colorlib.widgets.ColorizeDemo` of three bundled sample photos. The test copies it to
 its own temporary folder and serves it with ``python -m voila`` on a free port of 127.0.0.1
 (its own caches, Jupyter runtime folder and connection files under ``tmp_path``, offline), then
-loads the page in headless Chromium (``chromium_cdp``) and acts as a reader:
+loads the page in headless Chromium (``chromium_cdp``) and acts as a reader (the server, the
+browser and the error checks: ``voila_live``, shared with ``test_hint_widget_live.py``):
 
 1. waits for the first colour: the "colorized" image decodes to a colourful picture;
 2. picks another photo, 3. another model (the drop-downs), 4. uploads a gray photo (a real
@@ -30,34 +31,30 @@ with the reason, only when no Chromium is installed (and fails then when
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from chromium_cdp import INSTALL_HINT, Chromium, find_chromium
 from PIL import Image
+from voila_live import (
+    LOAD_TIMEOUT,
+    decode,
+    open_browser,
+    page_problems,
+    screenshot_folder,
+    serve_notebook,
+)
 
 from colorlib.evaluation.metrics import colorfulness
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = Path(__file__).with_name("live_demo.ipynb")
 #: M3 of a picture that is at least "slightly colourful" on Hasler & Suesstrunk's scale
 COLOURFUL = 15.0
-#: hang guards (seconds): voila answering, one page load, one reader step
-START_TIMEOUT, LOAD_TIMEOUT, STEP_TIMEOUT = 30.0, 45.0, 30.0
+#: hang guard (seconds) of one reader step (voila's and the page load's: ``voila_live``)
+STEP_TIMEOUT = 30.0
 PHOTO, MODEL, UPLOAD = "coffee", "warm.pt (unet, 0 steps)", "old_photo.png"
 
 # The demo's parts, found by what a reader sees: a drop-down by its label, an image by the
@@ -107,10 +104,6 @@ STATE = (
 )
 
 
-def decode(png_base64: str) -> Image.Image:
-    return Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB")
-
-
 def colourfulness(image: Image.Image) -> float:
     """Hasler & Suesstrunk's M3 (the paper's signed variant), 0 for a gray picture."""
     rgb = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
@@ -124,144 +117,25 @@ def test_colourfulness_tells_gray_from_colour():
     assert colourfulness(tinted) > 2 * COLOURFUL  # 38.4: a plain orange
 
 
-# ----------------------------------------------------------------------------- voila server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _descendants(pid: int) -> list[int]:
-    """The live descendants of ``pid`` (Linux ``/proc``; elsewhere none are known)."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            todo += children
-    return found
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """End voila (it shuts its kernels down on SIGTERM), then whatever of it is left."""
-    kernels = _descendants(server.pid)  # the kernels run in sessions of their own
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-    for pid in kernels:
-        try:
-            os.killpg(pid, signal.SIGKILL)  # a kernel leads its own process group
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+# ----------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture
 def voila(tmp_path):
     """Serve a copy of ``live_demo.ipynb`` with voila; yield its URL, log file and timings."""
-    try:
-        import voila  # noqa: F401
-    except ImportError:
-        pytest.fail("voila is a test dependency: pip install -r requirements.txt")
-    served = tmp_path / "served"
-    served.mkdir()
-    notebook = shutil.copy(NOTEBOOK, served / NOTEBOOK.name)
-    env = dict(os.environ)
-    env |= {
-        "COLORLIB_OFFLINE": "1",
-        "COLORLIB_CACHE": str(tmp_path / "cache"),
-        "COLORLIB_LIVE_CHECKPOINTS": str(tmp_path / "checkpoints"),
-        "TORCH_HOME": str(tmp_path / "torch"),
-        "MPLBACKEND": "Agg",
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),  # the notebook-signing key
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),  # no user config
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-        # one thread in the kernel: it shares two cores with Chromium, voila and another
-        # test worker, where OpenMP threads that wait on each other crawl
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = tmp_path / "voila.log"
-    command = [
-        sys.executable,
-        "-m",
-        "voila",
-        "--no-browser",
-        f"--port={free_port()}",
-        "--Voila.ip=127.0.0.1",
-        f"--Voila.connection_dir_root={tmp_path}",
-        "--VoilaConfiguration.show_tracebacks=True",
-        str(notebook),
-    ]
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            command,
-            cwd=served,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: _stop can end all of it
-        )
-    try:
-        url = _wait_until_serving(server, log_path)
-        timings = {"started": started, "voila_answers_s": round(time.monotonic() - started, 2)}
-        yield url, log_path, timings
-    finally:
-        _stop(server)
-
-
-def _wait_until_serving(server: subprocess.Popen, log_path: Path) -> str:
-    """The URL voila prints once it listens (it may have moved to another port)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        match = re.search(r"running at:\s*(http://127\.0\.0\.1:\d+/)", log_path.read_text())
-        if match:
-            try:
-                with urllib.request.urlopen(match.group(1) + "voila/static/voila.js", timeout=5):
-                    return match.group(1)
-            except OSError:
-                pass
-        if server.poll() is not None:
-            pytest.fail(f"voila exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"voila did not answer in {START_TIMEOUT} s:\n{log_path.read_text()}")
-        time.sleep(0.2)
-
-
-# ----------------------------------------------------------------------------- the browser
+    with serve_notebook(NOTEBOOK, tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
 def browser():
-    binary = find_chromium()
-    if binary is None and os.environ.get("COLORLIB_BOOK_HTML"):  # asked for: do not pass silently
-        pytest.fail(f"COLORLIB_BOOK_HTML is set but no Chromium was found: {INSTALL_HINT}")
-    if binary is None:
-        pytest.skip(f"no Chromium found: {INSTALL_HINT}")
-    with Chromium(binary, width=1280, height=1000, timeout=STEP_TIMEOUT) as chromium:
+    with open_browser(timeout=STEP_TIMEOUT) as chromium:
         yield chromium
 
 
 @pytest.fixture
 def screenshots():
-    folder = Path(os.environ.get("COLORLIB_BOOK_SCREENSHOTS", REPO / "_build" / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder()
 
 
 class Reader:
@@ -276,21 +150,7 @@ class Reader:
 
     def problems(self, state: dict) -> list[str]:
         """JavaScript, console, page, status-line and server-log errors seen so far."""
-        found = [f"JavaScript exception: {e.splitlines()[0]}" for e in self.page.js_exceptions()]
-        for error in self.page.console_errors():
-            local = "127.0.0.1" in error or not re.search(r"https?://", error)
-            if local:
-                found.append(f"console error: {error[:300]}")
-            else:
-                self.offline_requests.append(error)
-        if state["traceback"]:
-            found.append("the page shows a Python traceback")
-        if state["status"] and "\u26a0" in state["status"]:
-            found.append(f"the status line shows an error: {state['status']!r}")
-        log = self.log_path.read_text(errors="replace")
-        if "Traceback (most recent call last)" in log:
-            found.append("voila's log has a traceback:\n" + log[log.index("Traceback") :][:3000])
-        return found
+        return page_problems(self.page, self.log_path, state, self.offline_requests)
 
     def wait_for_colour(self, step: str, expect: dict) -> dict:
         """Wait until the colorized image is new, colourful and the demo idle; check it all."""
