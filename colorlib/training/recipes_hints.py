@@ -18,7 +18,9 @@ Design:
   25.04 with 100; pasting the same 10 hints into the L1 model's colours gives 23.73. A hint
   branch 10 times stronger (its output scaled by 10, so its Adam steps count 10 times more)
   trained as long gave 24.44 at 10 hints: the branch's learning rate is not what holds the
-  curve back;
+  curve back. Starting instead from the finished "pretrained-l1" weights (the hint branch at
+  zero) and training as long gave 23.69 at 10 hints: a decoder trained without hints learns
+  to use them far more slowly than one trained with them from the start;
 * the hints are data, not configuration: the training photos go through
   :class:`~colorlib.data.hints.HintPairs` (simulated clicks, fresh at every access), which
   :func:`hint_datasets` does for a ``(train_set, val_set)`` pair before ``fit`` /
