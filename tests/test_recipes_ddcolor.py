@@ -126,7 +126,7 @@ def test_ablation_variants_differ_only_in_the_objective():
         }
         assert differing <= objective_fields
         stage = config.stages[0]
-        assert (stage.max_steps, stage.max_minutes) == (60, 3.0)
+        assert (stage.max_steps, stage.max_minutes) == (500, 3.0)
     assert (full.image_size, full.batch_size, full.lr_milestones) == (64, 8, ())
     profile = rd.ablation_profile(cpu)
     assert (profile.image_size, profile.batch_size, profile.name) == (64, 8, "cpu")
@@ -137,7 +137,7 @@ def test_ablation_budgets_on_the_gpu_profile():
     config = rd.ablation_recipe(gpu, "pixel")
     assert (config.image_size, config.batch_size) == (256, 16)
     assert (config.stages[0].max_steps, config.stages[0].max_minutes) == (1000, 5.0)
-    assert config.lr_milestones == (200, 300, 400, 500, 600, 700, 800, 900)
+    assert config.lr_milestones == ()  # short runs: a constant rate
     assert config.grad_checkpointing == rd.ddcolor_recipe(gpu).grad_checkpointing  # as the main
 
 
