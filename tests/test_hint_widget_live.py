@@ -44,9 +44,9 @@ import pytest
 from PIL import Image
 from voila_live import (
     LOAD_TIMEOUT,
+    LivePage,
     decode,
     open_browser,
-    page_problems,
     screenshot_folder,
     serve_notebook,
 )
@@ -153,18 +153,14 @@ def test_marker_pixels_finds_a_square():
     assert mad(plain, plain) == 0.0 and mad(marked, plain) == pytest.approx(2.57, abs=0.01)
 
 
-class User:
+class User(LivePage):
     """The page, the user's steps on it, and everything seen on the way."""
 
-    def __init__(self, page, log_path: Path, screenshots: Path):
-        self.page, self.log_path, self.screenshots = page, log_path, screenshots
-        self.steps: list[dict] = []
-        self.offline_requests: list[str] = []  # other hosts: unreachable by design
-        self.last: dict | None = None  # the state the previous step ended in
-        self.acted_at = 0.0  # time.monotonic() of the last action
+    prefix = "live_hints"
 
-    def problems(self, state: dict) -> list[str]:
-        return page_problems(self.page, self.log_path, state, self.offline_requests)
+    def __init__(self, page, log_path: Path, screenshots: Path):
+        super().__init__(page, log_path, screenshots)
+        self.acted_at = 0.0  # time.monotonic() of the last action
 
     def wait_for(self, step: str, hints: int, timeout: float = STEP_TIMEOUT) -> dict:
         """Wait until the status says ``hints`` hint(s) and both images are new; check it all."""
@@ -201,11 +197,6 @@ class User:
         self.steps.append(record)
         self.last = state
         return state
-
-    def shoot(self, step: str) -> Path:
-        path = self.screenshots / f"live_hints_{len(self.steps) + 1}_{step}.png"
-        self.page.screenshot(path)
-        return path
 
     def click_photo(self, fx: float, fy: float) -> tuple[float, float]:
         """A real mouse click at fractions ``(fx, fy)`` of the gray photo's on-screen box;

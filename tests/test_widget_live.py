@@ -41,9 +41,9 @@ import torch
 from PIL import Image
 from voila_live import (
     LOAD_TIMEOUT,
+    LivePage,
     decode,
     open_browser,
-    page_problems,
     screenshot_folder,
     serve_notebook,
 )
@@ -138,19 +138,14 @@ def screenshots():
     return screenshot_folder()
 
 
-class Reader:
+class Reader(LivePage):
     """The page, the reader's steps on it, and everything seen on the way."""
 
-    def __init__(self, page, log_path: Path, screenshots: Path):
-        self.page, self.log_path, self.screenshots = page, log_path, screenshots
-        self.steps: list[dict] = []
-        self.offline_requests: list[str] = []  # other hosts: unreachable by design
-        self.last = None
-        self.seen_at = 0.0  # time.monotonic() when the last step's new image was seen
+    prefix = "live_demo"
 
-    def problems(self, state: dict) -> list[str]:
-        """JavaScript, console, page, status-line and server-log errors seen so far."""
-        return page_problems(self.page, self.log_path, state, self.offline_requests)
+    def __init__(self, page, log_path: Path, screenshots: Path):
+        super().__init__(page, log_path, screenshots)
+        self.seen_at = 0.0  # time.monotonic() when the last step's new image was seen
 
     def wait_for_colour(self, step: str, expect: dict) -> dict:
         """Wait until the colorized image is new, colourful and the demo idle; check it all."""
@@ -198,11 +193,6 @@ class Reader:
         assert state["status"] and state["photo"] in state["status"], (step, state["status"])
         self.last = state
         return state
-
-    def shoot(self, step: str) -> Path:
-        path = self.screenshots / f"live_demo_{len(self.steps) + 1}_{step}.png"
-        self.page.screenshot(path)
-        return path
 
     def tag(self, finder: str, name: str) -> str:
         """Mark the element ``finder`` (a FIND expression) finds; return a CSS selector for it."""

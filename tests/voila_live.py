@@ -204,3 +204,27 @@ def page_problems(page, log_path: Path, state: dict, offline_requests: list[str]
     if "Traceback (most recent call last)" in log:
         found.append("voila's log has a traceback:\n" + log[log.index("Traceback") :][:3000])
     return found
+
+
+class LivePage:
+    """A served page in the browser, the steps taken on it, and everything seen on the way.
+
+    Subclasses name their screenshots with :attr:`prefix` (``<prefix>_<n>_<step>.png``).
+    """
+
+    prefix = "live"
+
+    def __init__(self, page, log_path: Path, screenshots: Path):
+        self.page, self.log_path, self.screenshots = page, log_path, screenshots
+        self.steps: list[dict] = []
+        self.offline_requests: list[str] = []  # other hosts: unreachable by design
+        self.last: dict | None = None  # the state the previous step ended in
+
+    def problems(self, state: dict) -> list[str]:
+        """JavaScript, console, page, status-line and server-log errors seen so far."""
+        return page_problems(self.page, self.log_path, state, self.offline_requests)
+
+    def shoot(self, step: str) -> Path:
+        path = self.screenshots / f"{self.prefix}_{len(self.steps) + 1}_{step}.png"
+        self.page.screenshot(path)
+        return path
