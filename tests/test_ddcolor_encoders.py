@@ -8,8 +8,8 @@ import torch
 from colorlib.checkpoint import load_checkpoint, rebuild_generator, save_checkpoint
 from colorlib.models.ddcolor import PRESETS, DDColor, DDColorConfig, build_ddcolor
 from colorlib.models.ddcolor_encoders import LITE0_FIELDS, Lite0Encoder
+from colorlib.models.efficientnet_lite import EfficientNetLite0Encoder, lite0_imagenet_weights
 from colorlib.models.pretrained import hub_cache_path
-from colorlib.models.resnet_unet import EfficientNetLite0Encoder, lite0_imagenet_weights
 from colorlib.training.config import TrainConfig
 from colorlib.training.runstate import architecture_of
 

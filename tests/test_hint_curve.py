@@ -16,6 +16,7 @@ from colorlib.evaluation.hint_curve import (
     hint_tensor,
     paste_hints,
     photo_psnr,
+    propagate_into,
     rises_monotonically,
     simulated_hints,
 )
@@ -104,6 +105,23 @@ def test_the_paste_in_baseline_is_the_prediction_outside_the_patches_and_the_hin
         patch = pasted[photo, :, max(top, 0) : bottom, max(left, 0) : right]
         expected = torch.tensor(last.ab).view(2, 1, 1).expand_as(patch)
         assert torch.allclose(patch, expected)
+
+
+def test_propagation_carries_a_hint_over_its_own_lightness_only():
+    # left half dark, right half light; one hint on the dark side; automatic colour (0.1, 0.1)
+    L = torch.full((1, 1, SIZE, SIZE), -0.8)
+    L[..., SIZE // 2 :] = 0.8
+    ab = torch.full((1, 2, SIZE, SIZE), 0.1)
+    hints = torch.zeros(1, 3, SIZE, SIZE)
+    hints[0, :, 14:17, 6:9] = torch.tensor([0.6, -0.4, 1.0]).view(3, 1, 1)
+    out = propagate_into(L, ab, hints)
+    assert torch.equal(out[0, :, 14:17, 6:9], hints[0, :2, 14:17, 6:9])  # the patch: pasted
+    dark = out[0, 0, :, : SIZE // 2 - 2]  # away from the boundary's bilinear blend
+    assert (dark > 0.35).all() and (dark <= 0.6).all()  # pulled towards the hint
+    torch.testing.assert_close(out[0, :, :, SIZE // 2 + 2 :], ab[0, :, :, SIZE // 2 + 2 :])
+    assert torch.equal(propagate_into(L, ab, torch.zeros_like(hints)), ab)  # no hints
+    with pytest.raises(ValueError, match=r"need L \(n, 1, H, W\) and ab"):
+        propagate_into(L, ab[:, :1], hints)
 
 
 def test_at_zero_hints_the_paste_in_baseline_is_the_automatic_model():

@@ -10,8 +10,8 @@ from torchvision.models import VGG16_BN_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from colorlib.models.ddcolor_encoders import Lite0Encoder
+from colorlib.models.efficientnet_lite import lite0_imagenet_weights
 from colorlib.models.pretrained import hub_cache_path
-from colorlib.models.resnet_unet import lite0_imagenet_weights
 from colorlib.training.perceptual import (
     DISTANCE_SCALES,
     LAYER_INDICES,

@@ -19,7 +19,12 @@ from colorlib.training.recipes_unet import pretrained_unet
 from colorlib.training.steps import gan_step, lightness, pretrain_step
 
 SIZE = 32
-TINY = {"encoder": "resnet18", "hint_channels": 3, "decoder_channels": [8] * 5}
+TINY = {
+    "encoder": "resnet18",
+    "hint_channels": 3,
+    "hint_decoder": True,
+    "decoder_channels": [8] * 5,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -27,7 +32,7 @@ def test_hints_recipe_is_pretrained_l1_with_hint_channels_and_the_smooth_l1(name
     profile = PROFILES[name]
     config, l1 = hints_recipe(profile, seed=3), pretrained_unet(profile, "pretrain", seed=3)
     assert config_differences(config, l1, ignore=()) == ["model_kwargs", "pixel_loss"]
-    assert config.model_kwargs == {"encoder": "auto", "hint_channels": 3}
+    assert config.model_kwargs == {"encoder": "auto", "hint_channels": 3, "hint_decoder": True}
     assert config.pixel_loss == "smooth-l1"
     assert config.discriminator is None and [s.name for s in config.stages] == ["pretrain"]
     objective = build_objective(config)

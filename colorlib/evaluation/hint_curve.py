@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from colorlib.color import L_ab_to_rgb
 from colorlib.data.hints import (
@@ -50,6 +51,7 @@ from colorlib.data.hints import (
 from colorlib.evaluation.metrics import psnr
 from colorlib.evaluation.stats import Interval, percentile_interval, resample_counts
 from colorlib.evaluation.validation import predict_ab
+from colorlib.models.hint_pyramid import GRID, propagate_hints
 
 __all__ = [
     "DEFAULT_COUNTS",
@@ -58,6 +60,7 @@ __all__ = [
     "simulated_hints",
     "hint_tensor",
     "paste_hints",
+    "propagate_into",
     "photo_psnr",
     "hint_predictions",
     "hint_curve",
@@ -194,6 +197,37 @@ def paste_hints(ab: Tensor, hints: Tensor) -> Tensor:
     hints = hints.to(ab)
     mask = hints[..., 2:, :, :]
     return ab * (1 - mask) + hints[..., :2, :, :]
+
+
+def propagate_into(L: Tensor, ab: Tensor, hints: Tensor) -> Tensor:
+    """The no-learning baseline: ``ab`` with the hints spread along the lightness.
+
+    :func:`colorlib.models.hint_pyramid.propagate_hints` (a joint-bilateral normalised
+    convolution of the hints, on a lattice) upsampled bilinearly to ``ab``'s size, blended as
+    ``confidence * colour + (1 - confidence) * ab``; the hint patches themselves are then
+    pasted in (:func:`paste_hints`). What a hand-made propagation, with no training, makes of
+    an automatic model's colours and the same hints.
+
+    Args:
+        L: ``(n, 1, H, W)`` lightness in [-1, 1].
+        ab: ``(n, 2, H, W)`` an automatic prediction (normalised).
+        hints: ``(n, 3, H, W)`` the encoding.
+
+    Returns:
+        ``(n, 2, H, W)``; ``ab`` itself (values) where no hint is anywhere.
+    """
+    if L.dim() != 4 or ab.dim() != 4 or ab.shape[1] != 2 or L.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(
+            f"need L (n, 1, H, W) and ab (n, 2, H, W), got {tuple(L.shape)}, {tuple(ab.shape)}"
+        )
+    hints = hints.to(L.dtype)
+    with torch.no_grad():
+        grid = min(GRID, L.shape[-2], L.shape[-1])
+        spread = F.interpolate(
+            propagate_hints(L, hints, grid), size=L.shape[-2:], mode="bilinear", align_corners=False
+        )  # (n, 3, H, W)
+    confidence = spread[:, 2:]
+    return paste_hints(confidence * spread[:, :2] + (1 - confidence) * ab.to(L.dtype), hints)
 
 
 def photo_psnr(L: Tensor, ab: Tensor, real_ab: Tensor) -> np.ndarray:

