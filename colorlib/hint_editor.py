@@ -8,9 +8,9 @@ Design:
 * :class:`HintEditor` is all the logic, a plain class tested without a browser: the photo,
   the hint model and a list of :class:`~colorlib.inference_hints.PhotoHint` s (photo pixels),
   edited by ``place``, ``recolour``, ``undo`` and ``clear`` (every edit undoable: a stack of
-  earlier lists). :meth:`~HintEditor.result` (``colorize_with_hints``) is cached by hint
-  list (the last few): an edit costs one colorization, an undo none. A new point's default
-  colour is the current result's colour there, as hex.
+  earlier lists). :meth:`~HintEditor.result` (``colorize_with_hints``, with the photo's
+  lightness computed once) is cached by hint list (the last few): an edit costs one
+  colorization, an undo none. A new point's default colour is the current result's, as hex.
 * :meth:`~HintEditor.hints_json` writes the documented file format
   (:func:`~colorlib.inference_hints.load_hints` reads it back; ``colorlib colorize --hints``).
 * :class:`HintEditorUI` is the ipywidgets layout: the gray photo (a preview, hints marked) to
@@ -37,7 +37,7 @@ from collections import OrderedDict
 
 import torch
 from PIL import Image, ImageDraw
-from torch import nn
+from torch import Tensor, nn
 
 from colorlib.color import AB_SCALE, lab_to_rgb
 from colorlib.data.images import gray_baseline
@@ -48,6 +48,7 @@ from colorlib.inference_hints import (
     model_hint_channels,
     parse_hints,
 )
+from colorlib.inference_memory import photo_lightness
 
 __all__ = ["HintEditor", "HintEditorUI", "hint_hex", "photo_point"]
 
@@ -129,6 +130,7 @@ class HintEditor:
         self.hint_size, self.cache_size = hint_size, max(1, int(cache_size))
         self.hints: list[PhotoHint] = []
         self.computations, self._history = 0, []  # _history: earlier hint lists, as tuples
+        self._lightness: Tensor | None = None  # the photo's L (1, 1, H, W), once needed
         self._results: OrderedDict[tuple[PhotoHint, ...], Image.Image] = OrderedDict()
 
     def _edit(self, hints: list[PhotoHint]) -> None:
@@ -194,9 +196,10 @@ class HintEditor:
         once per hint list (:func:`~colorlib.inference_hints.colorize_with_hints`)."""
         key = tuple(self.hints)
         if key not in self._results:
-            self._results[key] = colorize_with_hints(
-                self.model, self.photo, key, self.size, self.keep_aspect, self.device
-            )
+            if self._lightness is None:  # the photo never changes: its L is computed once
+                self._lightness = photo_lightness(self.photo)
+            args = (self.model, self.photo, key, self.size, self.keep_aspect, self.device)
+            self._results[key] = colorize_with_hints(*args, lightness=self._lightness)
             self.computations += 1
             while len(self._results) > self.cache_size:
                 self._results.popitem(last=False)
@@ -255,16 +258,13 @@ class HintEditorUI:
         import ipywidgets as w
 
         self.editor, self.name, self.selected, self.message = editor, name, None, ""
-        self.gray = fit_within(gray_baseline(editor.photo), preview_side)
-        self._quiet = False
+        self.gray, self._quiet = fit_within(gray_baseline(editor.photo), preview_side), False
         self.photo_image, self.result_image = w.Image(format="jpeg"), w.Image(format="jpeg")
         self.picker = w.ColorPicker(description="Colour", concise=False, value="#808080")
         self.chooser = w.Dropdown(description="Hint", options=[])
         self.hint_size = w.IntSlider(editor.hint_size, min=1, max=9, step=2, description="Size")
-        labels = ("Undo", "Clear", "Prepare downloads")
-        self.undo_button, self.clear_button, self.prepare_button = (
-            w.Button(description=label) for label in labels
-        )
+        buttons = (w.Button(description=d) for d in ("Undo", "Clear", "Prepare downloads"))
+        self.undo_button, self.clear_button, self.prepare_button = buttons
         self.status, self.downloads = w.HTML(), w.HTML()
         placing = self._click_source(w)
         self.picker.observe(self.on_colour, names="value")

@@ -84,6 +84,22 @@ def test_one_edit_recomputes_once_and_undo_reuses_the_cache(monkeypatch):
     assert editor.result() is first and len(calls) == 3
 
 
+def test_the_photos_lightness_is_computed_once_for_all_edits(monkeypatch):
+    seen = []
+    real = hint_editor.photo_lightness
+    monkeypatch.setattr(hint_editor, "photo_lightness", lambda *a: seen.append(1) or real(*a))
+    editor = _editor()
+    first = editor.result()
+    editor.place(10, 20, "#ff0000")
+    editor.result()
+    editor.place(40, 5, "#00ff00")
+    third = editor.result()
+    assert len(seen) == 1 and editor.computations == 3
+    fresh = hint_editor.colorize_with_hints(editor.model, editor.photo, editor.hints, 32)
+    assert np.array_equal(np.asarray(third), np.asarray(fresh))  # as if computed afresh
+    assert not np.array_equal(np.asarray(third), np.asarray(first))
+
+
 def test_the_default_colour_is_the_colour_predicted_there():
     editor = _editor()
     before = editor.result()

@@ -21,6 +21,7 @@ from colorlib.inference_hints import (
     model_hint_channels,
     parse_color,
 )
+from colorlib.inference_memory import photo_lightness
 from colorlib.models.resnet_unet import ResNetUNet
 from colorlib.models.unet import UNetGenerator
 
@@ -162,6 +163,22 @@ def test_no_hints_is_automatic_colorization_for_any_model():
         assert np.array_equal(np.asarray(plain), np.asarray(colorize(Gray(), photo, size=16)))
         hinted = colorize_with_hints(CopyHints(), photo, hints, size=16)
         assert _lab(hinted)[1:].abs().max() < 1.0  # all-zero hints: nothing painted
+
+
+def test_a_given_lightness_gives_the_same_result_and_must_be_the_photos():
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 255, (24, 40, 3), dtype=np.uint8))
+    hints = [PhotoHint(5, 20, "#3a6fd8", size=3)]
+    L = photo_lightness(photo)
+    assert L.shape == (1, 1, 24, 40)
+    plain = colorize_with_hints(CopyHints(), photo, hints, size=16)
+    given = colorize_with_hints(CopyHints(), photo, hints, size=16, lightness=L)
+    # same process, same shapes, the same L tensor's values: bit-identical by construction
+    assert np.array_equal(np.asarray(plain), np.asarray(given))
+    with pytest.raises(ValueError, match=r"the PIL photo's \(1, 1, H, W\), got \(1, 1, 40, 24\)"):
+        colorize_with_hints(CopyHints(), photo, hints, 16, lightness=L.transpose(-1, -2))
+    with pytest.raises(ValueError, match="for ndarray"):
+        colorize_with_hints(CopyHints(), np.asarray(photo), hints, 16, lightness=L)
 
 
 def test_hints_outside_the_photo_or_for_a_hint_free_model_are_refused():
