@@ -239,7 +239,7 @@ def colorize_with_hints(
         size: the model's training size (the network sees ``size x size``).
         keep_aspect: keep the aspect ratio (see :func:`colorlib.inference.model_input_size`).
         device: where to run; None keeps the model where it is.
-        lightness: the photo's :func:`~colorlib.inference.photo_lightness` ``(1, 1, H, W)``
+        lightness: the photo's :func:`~colorlib.inference_memory.photo_lightness` ``(1, 1, H, W)``
             when the caller already has it (an editor colorizes one photo many times: about a
             fifth of a 1024 x 768 colorization on one core); ``image`` must then be that
             ``PIL.Image``, and only its size is read.
