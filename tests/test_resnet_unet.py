@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from colorlib.models import build_model
+from colorlib.models.efficientnet_lite import EfficientNetLite0Encoder
 from colorlib.models.pretrained import hub_cache_path
-from colorlib.models.resnet_unet import EfficientNetLite0Encoder, ResNet18Encoder, ResNetUNet
+from colorlib.models.resnet_unet import ResNet18Encoder, ResNetUNet
 
 
 @pytest.fixture

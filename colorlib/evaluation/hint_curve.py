@@ -51,7 +51,7 @@ from colorlib.data.hints import (
 from colorlib.evaluation.metrics import psnr
 from colorlib.evaluation.stats import Interval, percentile_interval, resample_counts
 from colorlib.evaluation.validation import predict_ab
-from colorlib.models.hint_pyramid import GRID, propagate_hints
+from colorlib.models.hint_pyramid import propagate_hints
 
 __all__ = [
     "DEFAULT_COUNTS",
@@ -222,9 +222,8 @@ def propagate_into(L: Tensor, ab: Tensor, hints: Tensor) -> Tensor:
         )
     hints = hints.to(L.dtype)
     with torch.no_grad():
-        grid = min(GRID, L.shape[-2], L.shape[-1])
         spread = F.interpolate(
-            propagate_hints(L, hints, grid), size=L.shape[-2:], mode="bilinear", align_corners=False
+            propagate_hints(L, hints), size=L.shape[-2:], mode="bilinear", align_corners=False
         )  # (n, 3, H, W)
     confidence = spread[:, 2:]
     return paste_hints(confidence * spread[:, :2] + (1 - confidence) * ab.to(L.dtype), hints)

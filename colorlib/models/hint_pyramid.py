@@ -113,7 +113,7 @@ def spread_hints(hints: Tensor, size: tuple[int, int], reach: int = REACH) -> Te
 def propagate_hints(
     L: Tensor,
     hints: Tensor,
-    grid: int = GRID,
+    grid: int | None = None,
     sigma_space: float = SIGMA_SPACE,
     sigma_range: float = SIGMA_RANGE,
 ) -> Tensor:
@@ -122,7 +122,8 @@ def propagate_hints(
     Args:
         L: lightness in [-1, 1].
         hints: ``(ab_hint * mask, mask)``, the mask in [0, 1].
-        grid: lattice side ``g``; ``H`` and ``W`` must be multiples of it.
+        grid: lattice side ``g``; ``H`` and ``W`` must be multiples of it (None: :data:`GRID`,
+            or the image's shorter side when that is smaller).
         sigma_space: spatial scale, as a share of the image side.
         sigma_range: lightness scale, in ``L``'s units.
 
@@ -140,6 +141,7 @@ def propagate_hints(
     if L.shape[0] != hints.shape[0] or L.shape[-2:] != hints.shape[-2:]:
         raise ValueError(f"L {tuple(L.shape)} and hints {tuple(hints.shape)} do not match")
     height, width = L.shape[-2:]
+    grid = min(GRID, height, width) if grid is None else grid
     if grid < 1 or height % grid or width % grid or sigma_space <= 0 or sigma_range <= 0:
         raise ValueError(f"grid {grid} must divide {height}x{width}; scales must be > 0")
     hints = hints.to(L.dtype)
@@ -189,7 +191,7 @@ class HintPyramid(nn.Module):
 
     def propagate(self, L: Tensor, hints: Tensor) -> Tensor:
         """:func:`propagate_hints` (once per forward pass; :meth:`forward` resizes it)."""
-        return propagate_hints(L, hints, min(GRID, L.shape[-1], L.shape[-2]))
+        return propagate_hints(L, hints)
 
     def forward(self, level: int, x: Tensor, hints: Tensor, propagated: Tensor) -> Tensor:
         """``x (B, C_level, h, w)`` plus what ``hints (B, 3, H, W)`` and ``propagated`` (from
