@@ -29,6 +29,17 @@ Design:
     23.59 / 24.82 / 26.29;
   - plus the lightness-guided propagation too, the recipe (541 steps; a step costs a fifth
     more): 23.54 / 25.80 / 27.12, +2.25 dB at 10 hints where the stem alone gave +0.75;
+  - the recipe started from the finished "pretrained-l1" weights (hint layers at zero; 645
+    steps): 23.56 / 25.38 / 26.84, worse at 10 hints again: a decoder trained without hints
+    is slow to take them up, even at every step;
+  - the pyramid fed three propagations (``(s, r)`` = (1/4, 0.2), (1/8, 0.1), (1/2, 0.4):
+    picking the best of the three per photo lifts the rule alone from 25.74 to 26.11; 617
+    steps): 23.50 / 25.84 / 27.43, the same at 10 hints, so the recipe keeps one;
+  - the recipe at lr 5e-4 instead of 2e-4 (616 steps): 23.37 / 25.70 / 27.30. In ten
+    minutes the network learns to use the propagation, not to beat it (the rule alone, on
+    the L1 model's colours: 25.74 at 10 hints). Nor does a rule that also knows what the
+    encoder sees: adding the cosine similarity of the L1 model's encoder features (1/16 or
+    1/8 of the side) to the lightness term gives at best 25.84 at 10 hints;
 * the hints are data, not configuration: the training photos go through
   :class:`~colorlib.data.hints.HintPairs` (simulated clicks, fresh at every access), which
   :func:`hint_datasets` does for a ``(train_set, val_set)`` pair before ``fit`` /
