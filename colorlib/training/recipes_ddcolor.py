@@ -38,10 +38,9 @@ Design (the configs only: :mod:`colorlib.training.recipes` names them "ddcolor" 
   betas (0.5, 0.999) for both networks instead of the paper's (0.9, 0.99) (1000 steps in
   10.9 min): 22.01 dB, colourfulness 31.3 (22.61, 24.9 at step 800): more colour per step,
   on the same trade-off as the doubled weight (PSNR for colour), so the paper's betas stay.
-  In the
-  ablation's single constant-rate stage at 64 px, 500 steps, colourfulness weights 2 and 5
-  overshoot the real photos' 38.5: 44.7 at 19.07 dB, 42.7 at 19.79 dB, against the paper's
-  0.5: 26.4 at 21.86 dB. A step costs 1.5 s of one core (the random VGG16-BN the ``cpu``
+  In the ablation's single constant-rate stage at 64 px, 500 steps, colourfulness weights 2
+  and 5 overshoot the real photos' 38.5: 44.7 at 19.07 dB, 42.7 at 19.79 dB, against the
+  paper's 0.5: 26.4 at 21.86 dB. A step costs 1.5 s of one core (the random VGG16-BN the ``cpu``
   recipe ran offline before cost 3.3 s of a 4.6 s step).
 
 >>> config = ddcolor_recipe(get_profile("cpu"))  # doctest: +SKIP
